@@ -1,0 +1,19 @@
+//! eAuthenticator's domain: the parsed types every layer passes around, TOTP verification,
+//! session tokens and the encryption rules for secrets at rest.
+//!
+//! Nothing here performs I/O or reads the clock: callers pass `now` in, so every rule is a
+//! pure function the tests can drive through any instant.
+
+pub mod application;
+pub mod credentials;
+pub mod email;
+pub mod session;
+pub mod totp;
+pub mod vault;
+
+pub use application::{ApplicationName, CallbackUrl, ClientId, IpAllowList, RedirectUri};
+pub use credentials::{ApiKey, ApiKeyHash, CallbackSecret};
+pub use email::Email;
+pub use session::{SessionClaims, SessionKey, SessionKeyring, SessionStatus, TokenError};
+pub use totp::{Algorithm, TotpCode, TotpParams, TotpSecret};
+pub use vault::{MasterKey, Purpose, Vault, VaultError};
