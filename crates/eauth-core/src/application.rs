@@ -244,20 +244,38 @@ mod tests {
     fn client_ids_round_trip_in_hyphenated_form_only() {
         let id = ClientId::parse("84c2ad6c-62eb-4217-8f46-a66852e6fe92").expect("valid");
         assert_eq!(id.to_string(), "84c2ad6c-62eb-4217-8f46-a66852e6fe92");
-        for bad in ["", "84c2ad6c62eb42178f46a66852e6fe92", "not-a-uuid", "{84c2ad6c-62eb-4217-8f46-a66852e6fe92}"] {
+        for bad in [
+            "",
+            "84c2ad6c62eb42178f46a66852e6fe92",
+            "not-a-uuid",
+            "{84c2ad6c-62eb-4217-8f46-a66852e6fe92}",
+        ] {
             assert_eq!(ClientId::parse(bad), Err(ClientIdError), "{bad:?}");
         }
     }
 
     #[test]
     fn allow_lists_take_addresses_and_ranges_of_both_families() {
-        let list = IpAllowList::parse(["203.0.113.7", "10.1.0.0/16", "2001:db8::/32", " ::1 "]).expect("valid");
-        let allowed = ["203.0.113.7", "10.1.200.3", "2001:db8:ffff::1", "::1", "::ffff:10.1.2.3"];
+        let list = IpAllowList::parse(["203.0.113.7", "10.1.0.0/16", "2001:db8::/32", " ::1 "])
+            .expect("valid");
+        let allowed = [
+            "203.0.113.7",
+            "10.1.200.3",
+            "2001:db8:ffff::1",
+            "::1",
+            "::ffff:10.1.2.3",
+        ];
         for ip in allowed {
-            assert!(list.allows(ip.parse().expect("ip")), "{ip} should be allowed");
+            assert!(
+                list.allows(ip.parse().expect("ip")),
+                "{ip} should be allowed"
+            );
         }
         for ip in ["203.0.113.8", "10.2.0.1", "2001:db9::1", "127.0.0.1"] {
-            assert!(!list.allows(ip.parse().expect("ip")), "{ip} should be refused");
+            assert!(
+                !list.allows(ip.parse().expect("ip")),
+                "{ip} should be refused"
+            );
         }
     }
 
@@ -281,24 +299,47 @@ mod tests {
         ] {
             assert!(CallbackUrl::parse(ok).is_ok(), "{ok}");
         }
-        assert!(matches!(CallbackUrl::parse("http://portal.example.com/cb"), Err(UrlError::Insecure(_))));
-        assert!(matches!(CallbackUrl::parse("ftp://localhost/cb"), Err(UrlError::Insecure(_))));
-        assert!(matches!(CallbackUrl::parse("/callback"), Err(UrlError::Malformed(_))));
-        assert!(matches!(CallbackUrl::parse("https://u:p@example.com/"), Err(UrlError::Forbidden(_))));
-        assert!(matches!(RedirectUri::parse("https://example.com/#x"), Err(UrlError::Forbidden(_))));
+        assert!(matches!(
+            CallbackUrl::parse("http://portal.example.com/cb"),
+            Err(UrlError::Insecure(_))
+        ));
+        assert!(matches!(
+            CallbackUrl::parse("ftp://localhost/cb"),
+            Err(UrlError::Insecure(_))
+        ));
+        assert!(matches!(
+            CallbackUrl::parse("/callback"),
+            Err(UrlError::Malformed(_))
+        ));
+        assert!(matches!(
+            CallbackUrl::parse("https://u:p@example.com/"),
+            Err(UrlError::Forbidden(_))
+        ));
+        assert!(matches!(
+            RedirectUri::parse("https://example.com/#x"),
+            Err(UrlError::Forbidden(_))
+        ));
     }
 
     #[test]
     fn redirect_uris_compare_exactly_after_normalisation() {
-        let registered = RedirectUri::parse("https://Portal.Example.com:443/callback").expect("valid");
-        assert_eq!(registered, RedirectUri::parse("https://portal.example.com/callback").expect("valid"));
+        let registered =
+            RedirectUri::parse("https://Portal.Example.com:443/callback").expect("valid");
+        assert_eq!(
+            registered,
+            RedirectUri::parse("https://portal.example.com/callback").expect("valid")
+        );
         for other in [
             "https://portal.example.com/callback/",
             "https://portal.example.com/callback?x=1",
             "https://portal.example.com:8443/callback",
             "https://evil.example.com/callback",
         ] {
-            assert_ne!(registered, RedirectUri::parse(other).expect("valid"), "{other}");
+            assert_ne!(
+                registered,
+                RedirectUri::parse(other).expect("valid"),
+                "{other}"
+            );
         }
         assert_eq!(registered.origin(), "https://portal.example.com");
     }

@@ -16,4 +16,4 @@ pub use credentials::{ApiKey, ApiKeyHash, CallbackSecret};
 pub use email::Email;
 pub use session::{SessionClaims, SessionKey, SessionKeyring, SessionStatus, TokenError};
 pub use totp::{Algorithm, TotpCode, TotpParams, TotpSecret};
-pub use vault::{MasterKey, Purpose, Vault, VaultError};
+pub use vault::{MasterKey, Vault, VaultError};

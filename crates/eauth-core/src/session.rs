@@ -30,13 +30,19 @@ impl SessionKey {
         rand::fill(&mut secret);
         let mut kid = [0u8; 8];
         rand::fill(&mut kid);
-        Self { kid: hex::encode(kid), secret: SecretBox::new(Box::new(secret)) }
+        Self {
+            kid: hex::encode(kid),
+            secret: SecretBox::new(Box::new(secret)),
+        }
     }
 
     /// Rebuilds a stored key; `None` if the secret is not 32 bytes.
     pub fn from_parts(kid: String, secret: &[u8]) -> Option<Self> {
         let secret: [u8; 32] = secret.try_into().ok()?;
-        Some(Self { kid, secret: SecretBox::new(Box::new(secret)) })
+        Some(Self {
+            kid,
+            secret: SecretBox::new(Box::new(secret)),
+        })
     }
 
     /// The key's identifier, the token header's `kid`.
@@ -100,9 +106,15 @@ impl SessionStatus {
 
     /// Parses [`as_str`](Self::as_str)'s spelling.
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Pending, Self::Approved, Self::Rejected, Self::TimedOut, Self::Error]
-            .into_iter()
-            .find(|status| status.as_str() == raw)
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Rejected,
+            Self::TimedOut,
+            Self::Error,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == raw)
     }
 }
 
@@ -144,11 +156,22 @@ impl SessionKeyring {
         let secret = key.expose_secret();
         let encoding = EncodingKey::from_secret(secret).expect("BUG: a 32-byte HMAC key is valid");
         let decoding = DecodingKey::from_secret(secret).expect("BUG: a 32-byte HMAC key is valid");
-        Self { key, encoding, decoding, issuer }
+        Self {
+            key,
+            encoding,
+            decoding,
+            issuer,
+        }
     }
 
     /// Signs a new session for `email` at `client_id`, valid for `ttl_secs` from `now`.
-    pub fn issue(&self, email: &Email, client_id: ClientId, now: i64, ttl_secs: i64) -> (String, SessionClaims) {
+    pub fn issue(
+        &self,
+        email: &Email,
+        client_id: ClientId,
+        now: i64,
+        ttl_secs: i64,
+    ) -> (String, SessionClaims) {
         let claims = SessionClaims {
             id: Uuid::new_v4(),
             email: email.clone(),
@@ -214,7 +237,10 @@ impl SessionKeyring {
 
 impl fmt::Debug for SessionKeyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionKeyring").field("key", &self.key).field("issuer", &self.issuer).finish()
+        f.debug_struct("SessionKeyring")
+            .field("key", &self.key)
+            .field("issuer", &self.issuer)
+            .finish()
     }
 }
 
@@ -230,7 +256,9 @@ mod tests {
 
     fn unverified_claims(token: &str) -> serde_json::Value {
         let claims = token.split('.').nth(1).expect("claims part");
-        let json = data_encoding::BASE64URL_NOPAD.decode(claims.as_bytes()).expect("base64url");
+        let json = data_encoding::BASE64URL_NOPAD
+            .decode(claims.as_bytes())
+            .expect("base64url");
         serde_json::from_slice(&json).expect("json")
     }
 
@@ -262,7 +290,11 @@ mod tests {
         assert_eq!(claims["aud"], client_id.to_string());
         assert_eq!(claims["iss"], "https://eauth.example");
         assert_eq!(claims["exp"], NOW + 120);
-        assert!(claims["jti"].as_str().is_some_and(|j| Uuid::parse_str(j).is_ok()));
+        assert!(
+            claims["jti"]
+                .as_str()
+                .is_some_and(|j| Uuid::parse_str(j).is_ok())
+        );
     }
 
     #[test]
@@ -271,7 +303,8 @@ mod tests {
         assert_eq!(keyring().verify(&token, NOW), Err(TokenError::Invalid));
 
         let key = SessionKey::generate();
-        let same_key = SessionKey::from_parts(key.kid().to_owned(), key.expose_secret()).expect("key");
+        let same_key =
+            SessionKey::from_parts(key.kid().to_owned(), key.expose_secret()).expect("key");
         let other_issuer = SessionKeyring::new(key, "https://elsewhere.example".into());
         let (token, _) = other_issuer.issue(&email(), ClientId::generate(), NOW, 120);
         let ours = SessionKeyring::new(same_key, "https://eauth.example".into());
@@ -282,8 +315,11 @@ mod tests {
     fn forged_and_altered_tokens_are_refused() {
         let keyring = keyring();
         let (token, _) = keyring.issue(&email(), ClientId::generate(), NOW, 120);
-        let [header, claims, signature]: [&str; 3] =
-            token.split('.').collect::<Vec<_>>().try_into().expect("three parts");
+        let [header, claims, signature]: [&str; 3] = token
+            .split('.')
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("three parts");
 
         // alg: none, with the same claims and no signature.
         let none_header = data_encoding::BASE64URL_NOPAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
@@ -291,12 +327,21 @@ mod tests {
         // Claims of someone else under the original signature.
         let mut forged = unverified_claims(&token);
         forged["email"] = "mallory@example.com".into();
-        let forged_claims =
-            data_encoding::BASE64URL_NOPAD.encode(forged.to_string().as_bytes());
+        let forged_claims = data_encoding::BASE64URL_NOPAD.encode(forged.to_string().as_bytes());
         let swapped = format!("{header}.{forged_claims}.{signature}");
 
-        for bad in [none_token.as_str(), swapped.as_str(), "", "a.b.c", &"x".repeat(5000)] {
-            assert_eq!(keyring.verify(bad, NOW), Err(TokenError::Invalid), "{bad:.40}");
+        for bad in [
+            none_token.as_str(),
+            swapped.as_str(),
+            "",
+            "a.b.c",
+            &"x".repeat(5000),
+        ] {
+            assert_eq!(
+                keyring.verify(bad, NOW),
+                Err(TokenError::Invalid),
+                "{bad:.40}"
+            );
         }
     }
 }

@@ -85,7 +85,11 @@ impl TotpParams {
             .ok()
             .filter(|p| (15..=300).contains(p))
             .ok_or(TotpParamsError::Period)?;
-        Ok(Self { algorithm, digits, period })
+        Ok(Self {
+            algorithm,
+            digits,
+            period,
+        })
     }
 
     /// The HMAC.
@@ -309,14 +313,22 @@ mod tests {
     fn rfc4226_appendix_d_vectors() {
         // HOTP is TOTP with a one-second step at time = counter. 15 s is our floor for
         // enrollments, so build the parameters directly.
-        let p = TotpParams { algorithm: Algorithm::Sha1, digits: 6, period: 1 };
+        let p = TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 1,
+        };
         let expected = [
-            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
-            "520489",
+            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583",
+            "399871", "520489",
         ];
         let secret = TotpSecret::from_bytes(SEED20.to_vec());
         for (counter, code) in expected.iter().enumerate() {
-            assert_eq!(secret.code_at(p, counter as u64), *code, "counter {counter}");
+            assert_eq!(
+                secret.code_at(p, counter as u64),
+                *code,
+                "counter {counter}"
+            );
         }
     }
 
@@ -325,10 +337,20 @@ mod tests {
         let secret = TotpSecret::generate();
         let p = params(Algorithm::Sha1, 6, 30);
         let now: u64 = 1_700_000_015;
-        for (offset, accepted) in [(-60i64, false), (-30, true), (0, true), (30, true), (60, false)] {
+        for (offset, accepted) in [
+            (-60i64, false),
+            (-30, true),
+            (0, true),
+            (30, true),
+            (60, false),
+        ] {
             let at = now.checked_add_signed(offset).expect("in range");
             let code = TotpCode::parse(&secret.code_at(p, at)).expect("code");
-            assert_eq!(secret.verify(p, &code, now, None).is_ok(), accepted, "offset {offset}");
+            assert_eq!(
+                secret.verify(p, &code, now, None).is_ok(),
+                accepted,
+                "offset {offset}"
+            );
         }
     }
 
@@ -339,9 +361,15 @@ mod tests {
         let now = 1_700_000_000;
         let code = TotpCode::parse(&secret.code_at(p, now)).expect("code");
         let step = secret.verify(p, &code, now, None).expect("first use");
-        assert_eq!(secret.verify(p, &code, now, Some(step)), Err(CodeRejected::Replayed));
+        assert_eq!(
+            secret.verify(p, &code, now, Some(step)),
+            Err(CodeRejected::Replayed)
+        );
         let previous = TotpCode::parse(&secret.code_at(p, now - 30)).expect("code");
-        assert_eq!(secret.verify(p, &previous, now, Some(step)), Err(CodeRejected::Replayed));
+        assert_eq!(
+            secret.verify(p, &previous, now, Some(step)),
+            Err(CodeRejected::Replayed)
+        );
         let next = TotpCode::parse(&secret.code_at(p, now + 30)).expect("code");
         assert_eq!(secret.verify(p, &next, now, Some(step)), Ok(step + 1));
     }
@@ -365,21 +393,48 @@ mod tests {
 
     #[test]
     fn bad_secrets_are_refused_with_their_reason() {
-        assert_eq!(TotpSecret::parse("").map(|_| ()), Err(TotpSecretError::Empty));
-        assert_eq!(TotpSecret::parse("not base32!").map(|_| ()), Err(TotpSecretError::NotBase32));
-        assert_eq!(TotpSecret::parse("JBSWY3DPEHPK3PXP").map(|_| ()), Err(TotpSecretError::TooShort));
+        assert_eq!(
+            TotpSecret::parse("").map(|_| ()),
+            Err(TotpSecretError::Empty)
+        );
+        assert_eq!(
+            TotpSecret::parse("not base32!").map(|_| ()),
+            Err(TotpSecretError::NotBase32)
+        );
+        assert_eq!(
+            TotpSecret::parse("JBSWY3DPEHPK3PXP").map(|_| ()),
+            Err(TotpSecretError::TooShort)
+        );
         assert!(TotpSecret::parse_any_length("JBSWY3DPEHPK3PXP").is_ok());
         let huge = "A".repeat(300);
-        assert_eq!(TotpSecret::parse(&huge).map(|_| ()), Err(TotpSecretError::TooLong));
+        assert_eq!(
+            TotpSecret::parse(&huge).map(|_| ()),
+            Err(TotpSecretError::TooLong)
+        );
     }
 
     #[test]
     fn params_outside_the_supported_ranges_are_refused() {
-        assert_eq!(TotpParams::new(Algorithm::Sha1, 5, 30), Err(TotpParamsError::Digits));
-        assert_eq!(TotpParams::new(Algorithm::Sha1, 9, 30), Err(TotpParamsError::Digits));
-        assert_eq!(TotpParams::new(Algorithm::Sha1, 6, 14), Err(TotpParamsError::Period));
-        assert_eq!(TotpParams::new(Algorithm::Sha1, 6, 301), Err(TotpParamsError::Period));
-        assert_eq!(TotpParams::new(Algorithm::Sha1, 6, -30), Err(TotpParamsError::Period));
+        assert_eq!(
+            TotpParams::new(Algorithm::Sha1, 5, 30),
+            Err(TotpParamsError::Digits)
+        );
+        assert_eq!(
+            TotpParams::new(Algorithm::Sha1, 9, 30),
+            Err(TotpParamsError::Digits)
+        );
+        assert_eq!(
+            TotpParams::new(Algorithm::Sha1, 6, 14),
+            Err(TotpParamsError::Period)
+        );
+        assert_eq!(
+            TotpParams::new(Algorithm::Sha1, 6, 301),
+            Err(TotpParamsError::Period)
+        );
+        assert_eq!(
+            TotpParams::new(Algorithm::Sha1, 6, -30),
+            Err(TotpParamsError::Period)
+        );
         assert_eq!(Algorithm::parse("sha512"), Some(Algorithm::Sha512));
         assert_eq!(Algorithm::parse("MD5"), None);
     }

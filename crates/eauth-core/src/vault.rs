@@ -15,6 +15,8 @@ use hkdf::Hkdf;
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
 
+use crate::{CallbackSecret, ClientId, Email, SessionKey, TotpSecret};
+
 const NONCE_LEN: usize = 12;
 
 /// The 256-bit root secret of a deployment, from which every encryption key is derived.
@@ -22,7 +24,9 @@ pub struct MasterKey(SecretBox<[u8; 32]>);
 
 /// Why a master key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the master key must be 64 hexadecimal characters (32 bytes), e.g. from `openssl rand -hex 32`")]
+#[error(
+    "the master key must be 64 hexadecimal characters (32 bytes), e.g. from `openssl rand -hex 32`"
+)]
 pub struct MasterKeyError;
 
 impl MasterKey {
@@ -50,7 +54,7 @@ impl fmt::Debug for MasterKey {
 
 /// What a sealed value is; each purpose has its own derived key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+enum Purpose {
     /// A user's TOTP secret; associated data: client_id and email.
     TotpSecret,
     /// An application's callback signing secret; associated data: client_id.
@@ -106,14 +110,86 @@ impl Vault {
         }
     }
 
+    /// Seals a user's TOTP secret, bound to the application and the user.
+    pub fn seal_totp_secret(
+        &self,
+        client_id: ClientId,
+        email: &Email,
+        secret: &TotpSecret,
+    ) -> Vec<u8> {
+        self.seal(
+            Purpose::TotpSecret,
+            &user_context(client_id, email),
+            secret.expose_bytes(),
+        )
+    }
+
+    /// Opens what [`seal_totp_secret`](Self::seal_totp_secret) sealed for the same user.
+    pub fn open_totp_secret(
+        &self,
+        client_id: ClientId,
+        email: &Email,
+        sealed: &[u8],
+    ) -> Result<TotpSecret, VaultError> {
+        self.open(Purpose::TotpSecret, &user_context(client_id, email), sealed)
+            .map(TotpSecret::from_bytes)
+    }
+
+    /// Seals an application's callback secret, bound to the application.
+    pub fn seal_callback_secret(&self, client_id: ClientId, secret: &CallbackSecret) -> Vec<u8> {
+        self.seal(
+            Purpose::CallbackSecret,
+            client_id.to_string().as_bytes(),
+            secret.expose().as_bytes(),
+        )
+    }
+
+    /// Opens what [`seal_callback_secret`](Self::seal_callback_secret) sealed for the same
+    /// application.
+    pub fn open_callback_secret(
+        &self,
+        client_id: ClientId,
+        sealed: &[u8],
+    ) -> Result<CallbackSecret, VaultError> {
+        let bytes = self.open(
+            Purpose::CallbackSecret,
+            client_id.to_string().as_bytes(),
+            sealed,
+        )?;
+        String::from_utf8(bytes)
+            .map(CallbackSecret::from_stored)
+            .map_err(|_| VaultError)
+    }
+
+    /// Seals the session-signing key, bound to its `kid`.
+    pub fn seal_session_key(&self, key: &SessionKey) -> Vec<u8> {
+        self.seal(
+            Purpose::SessionKey,
+            key.kid().as_bytes(),
+            key.expose_secret(),
+        )
+    }
+
+    /// Opens what [`seal_session_key`](Self::seal_session_key) sealed under `kid`.
+    pub fn open_session_key(&self, kid: String, sealed: &[u8]) -> Result<SessionKey, VaultError> {
+        let secret = self.open(Purpose::SessionKey, kid.as_bytes(), sealed)?;
+        SessionKey::from_parts(kid, &secret).ok_or(VaultError)
+    }
+
     /// Encrypts `plaintext` bound to `context`; the result is the nonce followed by the
     /// ciphertext and tag. A random 96-bit nonce per value is safe for far more values than
     /// a deployment will ever seal under one key (NIST SP 800-38D §8.3).
-    pub fn seal(&self, purpose: Purpose, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    fn seal(&self, purpose: Purpose, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let nonce = Nonce::generate();
         let ciphertext = self
             .cipher(purpose)
-            .encrypt(&nonce, Payload { msg: plaintext, aad: context })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .expect("BUG: AES-GCM encryption of an in-memory buffer cannot fail");
         let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         sealed.extend_from_slice(&nonce);
@@ -122,16 +198,28 @@ impl Vault {
     }
 
     /// Decrypts what [`seal`](Self::seal) produced with the same purpose and context.
-    pub fn open(&self, purpose: Purpose, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+    fn open(&self, purpose: Purpose, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
         if sealed.len() < NONCE_LEN {
             return Err(VaultError);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| VaultError)?;
         self.cipher(purpose)
-            .decrypt(&nonce, Payload { msg: ciphertext, aad: context })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
             .map_err(|_| VaultError)
     }
+}
+
+/// The associated data of a user's secret. NUL cannot occur in a client id or an email, so
+/// no two users share a context.
+fn user_context(client_id: ClientId, email: &Email) -> Vec<u8> {
+    format!("{client_id}\0{email}").into_bytes()
 }
 
 impl fmt::Debug for Vault {
@@ -148,35 +236,95 @@ mod tests {
         Vault::new(&MasterKey::generate().0)
     }
 
-    #[test]
-    fn sealed_values_open_with_the_same_purpose_and_context() {
-        let vault = vault();
-        let sealed = vault.seal(Purpose::TotpSecret, b"app|jane@example.com", b"secret bytes");
-        assert!(!sealed.windows(12).any(|w| w == b"secret bytes"));
-        let opened = vault.open(Purpose::TotpSecret, b"app|jane@example.com", &sealed);
-        assert_eq!(opened.as_deref(), Ok(&b"secret bytes"[..]));
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).expect("email")
     }
 
     #[test]
-    fn a_value_moved_to_another_row_or_purpose_does_not_open() {
+    fn a_sealed_totp_secret_opens_for_its_user_only() {
         let vault = vault();
-        let sealed = vault.seal(Purpose::TotpSecret, b"app|jane@example.com", b"secret");
-        assert_eq!(vault.open(Purpose::TotpSecret, b"app|john@example.com", &sealed), Err(VaultError));
-        assert_eq!(vault.open(Purpose::CallbackSecret, b"app|jane@example.com", &sealed), Err(VaultError));
-        assert_eq!(vault.open(Purpose::TotpSecret, b"app|jane@example.com", &sealed[..5]), Err(VaultError));
+        let (app, other_app) = (ClientId::generate(), ClientId::generate());
+        let secret = TotpSecret::generate();
+        let sealed = vault.seal_totp_secret(app, &email("jane@example.com"), &secret);
+        assert!(
+            !sealed
+                .windows(secret.expose_bytes().len())
+                .any(|w| w == secret.expose_bytes())
+        );
+
+        let opened = vault
+            .open_totp_secret(app, &email("jane@example.com"), &sealed)
+            .expect("opens");
+        assert_eq!(opened.expose_bytes(), secret.expose_bytes());
+        // Moved to another user's row, or another application's.
+        assert!(
+            vault
+                .open_totp_secret(app, &email("john@example.com"), &sealed)
+                .is_err()
+        );
+        assert!(
+            vault
+                .open_totp_secret(other_app, &email("jane@example.com"), &sealed)
+                .is_err()
+        );
+        assert!(
+            vault
+                .open_totp_secret(app, &email("jane@example.com"), &sealed[..5])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sealed_values_do_not_open_as_another_kind_of_secret() {
+        let vault = vault();
+        let app = ClientId::generate();
+        let callback = CallbackSecret::generate();
+        let sealed = vault.seal_callback_secret(app, &callback);
+        assert_eq!(
+            vault
+                .open_callback_secret(app, &sealed)
+                .expect("opens")
+                .expose(),
+            callback.expose()
+        );
+        assert!(
+            vault
+                .open_callback_secret(ClientId::generate(), &sealed)
+                .is_err()
+        );
+        // The same bytes and context under another purpose's key.
+        assert!(vault.open_session_key(app.to_string(), &sealed).is_err());
     }
 
     #[test]
     fn another_master_key_cannot_open() {
-        let sealed = vault().seal(Purpose::SessionKey, b"kid", b"key");
-        assert_eq!(vault().open(Purpose::SessionKey, b"kid", &sealed), Err(VaultError));
+        let key = SessionKey::generate();
+        let sealed = vault().seal_session_key(&key);
+        assert!(
+            vault()
+                .open_session_key(key.kid().to_owned(), &sealed)
+                .is_err()
+        );
+        let vault = vault();
+        let sealed = vault.seal_session_key(&key);
+        let opened = vault
+            .open_session_key(key.kid().to_owned(), &sealed)
+            .expect("opens");
+        assert_eq!(opened.expose_secret(), key.expose_secret());
+        assert!(vault.open_session_key("other-kid".into(), &sealed).is_err());
     }
 
     #[test]
     fn master_keys_are_64_hex_characters() {
         let (_, hex) = MasterKey::generate();
         assert!(MasterKey::parse_hex(&hex).is_ok());
-        assert_eq!(MasterKey::parse_hex("abcd").map(|_| ()), Err(MasterKeyError));
-        assert_eq!(MasterKey::parse_hex(&"zz".repeat(32)).map(|_| ()), Err(MasterKeyError));
+        assert_eq!(
+            MasterKey::parse_hex("abcd").map(|_| ()),
+            Err(MasterKeyError)
+        );
+        assert_eq!(
+            MasterKey::parse_hex(&"zz".repeat(32)).map(|_| ()),
+            Err(MasterKeyError)
+        );
     }
 }

@@ -1,1 +1,15 @@
-//! stub
+//! `eauthd` as a library: configuration, first-start bootstrap, the HTTPS service with its
+//! API, and the operator commands. The binary only parses arguments and calls in here, so
+//! tests start the real service in-process.
+
+pub mod admin;
+pub mod api;
+pub mod bootstrap;
+pub mod client_ip;
+pub mod config;
+pub mod health;
+pub mod server;
+pub mod state;
+
+pub use config::Settings;
+pub use server::RunningServer;

@@ -109,7 +109,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -139,7 +142,11 @@ impl Store {
 
     /// Stores `candidate` as the session-signing key unless one exists, and returns the one
     /// that is stored: every process on the database ends up with the same key.
-    pub async fn ensure_session_key(&self, candidate: StoredSessionKey, now: i64) -> Result<StoredSessionKey> {
+    pub async fn ensure_session_key(
+        &self,
+        candidate: StoredSessionKey,
+        now: i64,
+    ) -> Result<StoredSessionKey> {
         let row: StoredSessionKeyRow = on_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO session_keys (slot, kid, sealed_secret, created_at) VALUES (0, $1, $2, $3)
@@ -161,8 +168,13 @@ impl Store {
     pub async fn insert_application(&self, app: &Application) -> Result<()> {
         let ips = serde_json::to_string(&app.ip_allow_list.entries().collect::<Vec<_>>())
             .expect("BUG: a list of strings serialises");
-        let redirects = serde_json::to_string(&app.redirect_uris.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .expect("BUG: a list of strings serialises");
+        let redirects = serde_json::to_string(
+            &app.redirect_uris
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .expect("BUG: a list of strings serialises");
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO applications (client_id, name, owner_email, ip_allow_list, redirect_uris,
                  callback_url, api_key_hash, sealed_callback_secret, active, created_at, updated_at)
@@ -210,7 +222,12 @@ impl Store {
     }
 
     /// Activates or deactivates an application; `false` if there is none with this id.
-    pub async fn set_application_active(&self, client_id: ClientId, active: bool, now: i64) -> Result<bool> {
+    pub async fn set_application_active(
+        &self,
+        client_id: ClientId,
+        active: bool,
+        now: i64,
+    ) -> Result<bool> {
         let changed = on_pool!(self, pool => sqlx::query(
             "UPDATE applications SET active = $2, updated_at = $3 WHERE client_id = $1",
         )
@@ -225,7 +242,12 @@ impl Store {
 
     /// Replaces an application's API key; the old key stops working with this commit.
     /// `false` if there is no application with this id.
-    pub async fn replace_api_key(&self, client_id: ClientId, hash: &ApiKeyHash, now: i64) -> Result<bool> {
+    pub async fn replace_api_key(
+        &self,
+        client_id: ClientId,
+        hash: &ApiKeyHash,
+        now: i64,
+    ) -> Result<bool> {
         let changed = on_pool!(self, pool => sqlx::query(
             "UPDATE applications SET api_key_hash = $2, updated_at = $3 WHERE client_id = $1",
         )
@@ -277,7 +299,11 @@ impl Store {
     }
 
     /// A user's enrollment.
-    pub async fn enrollment(&self, client_id: ClientId, email: &Email) -> Result<Option<Enrollment>> {
+    pub async fn enrollment(
+        &self,
+        client_id: ClientId,
+        email: &Email,
+    ) -> Result<Option<Enrollment>> {
         let row: Option<EnrollmentRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT client_id, email, sealed_secret, algorithm, digits, period, last_used_step,
                     consecutive_failures, locked_at, enabled_at

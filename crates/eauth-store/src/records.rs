@@ -79,7 +79,8 @@ impl TryFrom<ApplicationRow> for Application {
             ip_allow_list: IpAllowList::parse(ips.iter().map(String::as_str))
                 .map_err(|e| corrupt("ip_allow_list", e))?,
             redirect_uris,
-            callback_url: CallbackUrl::parse(&row.callback_url).map_err(|e| corrupt("callback_url", e))?,
+            callback_url: CallbackUrl::parse(&row.callback_url)
+                .map_err(|e| corrupt("callback_url", e))?,
             api_key_hash: ApiKeyHash::from_bytes(&row.api_key_hash)
                 .ok_or_else(|| corrupt("api_key_hash", "not 32 bytes"))?,
             sealed_callback_secret: row.sealed_callback_secret,
@@ -200,7 +201,8 @@ impl TryFrom<SessionRow> for Session {
             id: Uuid::parse_str(&row.id).map_err(|e| corrupt("session id", e))?,
             client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("client_id", e))?,
             email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
-            status: SessionStatus::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?,
+            status: SessionStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("status", &row.status))?,
             created_at: row.created_at,
             expires_at: row.expires_at,
             finished_at: row.finished_at,
@@ -225,6 +227,9 @@ pub(crate) struct StoredSessionKeyRow {
 
 impl From<StoredSessionKeyRow> for StoredSessionKey {
     fn from(row: StoredSessionKeyRow) -> Self {
-        Self { kid: row.kid, sealed_secret: row.sealed_secret }
+        Self {
+            kid: row.kid,
+            sealed_secret: row.sealed_secret,
+        }
     }
 }

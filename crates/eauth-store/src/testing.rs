@@ -30,12 +30,17 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary directory");
                 let path: PathBuf = dir.path().join("eauth.db");
-                Some(Self { url: format!("sqlite://{}", path.display()), _dir: Some(dir) })
+                Some(Self {
+                    url: format!("sqlite://{}", path.display()),
+                    _dir: Some(dir),
+                })
             }
             Backend::Postgres => {
                 let base = std::env::var("EAUTH_TEST_DATABASE_URL").ok()?;
                 let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&base).await.expect("connect to EAUTH_TEST_DATABASE_URL");
+                let mut admin = PgConnection::connect(&base)
+                    .await
+                    .expect("connect to EAUTH_TEST_DATABASE_URL");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                     .execute(&mut admin)
                     .await

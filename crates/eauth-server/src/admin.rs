@@ -1,0 +1,169 @@
+//! Operator commands (`eauthd admin ...`): register applications and manage their keys,
+//! on the same settings and database as the running service.
+
+use eauth_core::{
+    ApiKey, ApplicationName, CallbackSecret, CallbackUrl, ClientId, Email, IpAllowList,
+    RedirectUri, Vault,
+};
+use eauth_store::{Application, Store, StoreError};
+
+use crate::{config::Settings, server::open_storage, state::Clock};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// An argument is invalid; nothing was written.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No application has this client id.
+    #[error("no application with client_id {0}")]
+    UnknownApplication(ClientId),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `create-application` takes, as typed on the command line.
+#[derive(Debug, Default)]
+pub struct ApplicationInput {
+    /// Shown to users.
+    pub name: String,
+    /// Addresses and CIDR ranges.
+    pub ips: Vec<String>,
+    /// The callback URL.
+    pub callback_url: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Owner's email.
+    pub owner: Option<String>,
+}
+
+/// The credentials of a new application, shown once.
+#[derive(Debug)]
+pub struct Credentials {
+    /// The application's id.
+    pub client_id: ClientId,
+    /// Its API key.
+    pub api_key: ApiKey,
+    /// Its callback signing secret.
+    pub callback_secret: CallbackSecret,
+}
+
+/// The admin operations, bound to one database.
+pub struct Admin {
+    store: Store,
+    vault: Vault,
+    clock: Clock,
+}
+
+fn invalid(field: &str, error: impl std::fmt::Display) -> AdminError {
+    AdminError::InvalidArgument(format!("{field}: {error}"))
+}
+
+fn parse_client_id(raw: &str) -> Result<ClientId, AdminError> {
+    ClientId::parse(raw).map_err(|e| invalid("CLIENT_ID", e))
+}
+
+impl Admin {
+    /// Opens the database named by `settings`.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let (store, vault) = open_storage(settings).await?;
+        Ok(Self {
+            store,
+            vault,
+            clock: Clock::system(),
+        })
+    }
+
+    /// Closes the database.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+
+    /// Registers an active application and returns its credentials. Every argument is checked
+    /// before anything is written.
+    pub async fn create_application(
+        &self,
+        input: &ApplicationInput,
+    ) -> Result<Credentials, AdminError> {
+        let name = ApplicationName::parse(&input.name).map_err(|e| invalid("--name", e))?;
+        let ip_allow_list = IpAllowList::parse(input.ips.iter().map(String::as_str))
+            .map_err(|e| invalid("--ip", e))?;
+        let callback_url =
+            CallbackUrl::parse(&input.callback_url).map_err(|e| invalid("--callback-url", e))?;
+        if input.redirect_uris.is_empty() {
+            return Err(invalid(
+                "--redirect-uri",
+                "at least one redirect URI is required",
+            ));
+        }
+        let redirect_uris = input
+            .redirect_uris
+            .iter()
+            .map(|uri| RedirectUri::parse(uri).map_err(|e| invalid("--redirect-uri", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let owner = input
+            .owner
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| invalid("--owner", e))?;
+
+        let client_id = ClientId::generate();
+        let api_key = ApiKey::generate();
+        let callback_secret = CallbackSecret::generate();
+        let application = Application {
+            client_id,
+            name,
+            owner,
+            ip_allow_list,
+            redirect_uris,
+            callback_url,
+            api_key_hash: api_key.hash(),
+            sealed_callback_secret: self.vault.seal_callback_secret(client_id, &callback_secret),
+            active: true,
+            created_at: self.clock.now(),
+        };
+        self.store.insert_application(&application).await?;
+        tracing::info!(%client_id, "application created");
+        Ok(Credentials {
+            client_id,
+            api_key,
+            callback_secret,
+        })
+    }
+
+    /// Every application.
+    pub async fn list_applications(&self) -> Result<Vec<Application>, AdminError> {
+        Ok(self.store.applications().await?)
+    }
+
+    /// Activates or deactivates an application.
+    pub async fn set_active(&self, client_id: &str, active: bool) -> Result<(), AdminError> {
+        let client_id = parse_client_id(client_id)?;
+        if !self
+            .store
+            .set_application_active(client_id, active, self.clock.now())
+            .await?
+        {
+            return Err(AdminError::UnknownApplication(client_id));
+        }
+        tracing::info!(%client_id, active, "application activation changed");
+        Ok(())
+    }
+
+    /// Gives an application a new API key; the old one stops working at once.
+    pub async fn rotate_api_key(&self, client_id: &str) -> Result<ApiKey, AdminError> {
+        let client_id = parse_client_id(client_id)?;
+        let api_key = ApiKey::generate();
+        if !self
+            .store
+            .replace_api_key(client_id, &api_key.hash(), self.clock.now())
+            .await?
+        {
+            return Err(AdminError::UnknownApplication(client_id));
+        }
+        tracing::info!(%client_id, "API key rotated");
+        Ok(api_key)
+    }
+}

@@ -1,0 +1,69 @@
+//! `POST /authen-api/api/v1/session-token` (guide, API reference 1 and Step 3): a signed,
+//! short-lived token naming a new sign-in session for an enrolled user.
+
+use axum::{extract::State, http::HeaderMap, response::Response};
+use eauth_core::{Email, SessionStatus};
+use eauth_store::Session;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    ApiJson, ApiRequest,
+    auth::authenticate,
+    error::{ApiError, ApiFailure, Operation, success},
+};
+use crate::{client_ip::ClientIp, state::AppState};
+
+/// The guide's request body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionTokenRequest {
+    email: String,
+    client_id: String,
+}
+
+impl ApiRequest for SessionTokenRequest {
+    const OPERATION: Operation = Operation::SessionToken;
+}
+
+#[tracing::instrument(name = "session_token", skip_all, fields(client_id))]
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    ClientIp(source): ClientIp,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<SessionTokenRequest>,
+) -> Result<Response, ApiFailure> {
+    issue(&state, &headers, source, request)
+        .await
+        .map_err(|error| error.during(Operation::SessionToken))
+}
+
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: std::net::IpAddr,
+    request: SessionTokenRequest,
+) -> Result<Response, ApiError> {
+    let application = authenticate(state, headers, source, &request.client_id).await?;
+    let email =
+        Email::parse(&request.email).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let now = state.clock.now();
+    let (token, claims) =
+        state
+            .keyring
+            .issue(&email, application.client_id, now, state.session_ttl_secs);
+    let session = Session {
+        id: claims.id,
+        client_id: application.client_id,
+        email,
+        status: SessionStatus::Pending,
+        created_at: now,
+        expires_at: claims.expires_at,
+        finished_at: None,
+    };
+    // Durably recorded before SUCCESS: the token is only handed out for a session that exists.
+    if !state.store.insert_session_if_enrolled(&session).await? {
+        return Err(ApiError::MfaNotEnabled);
+    }
+    Ok(success(json!({ "session_token": token })))
+}

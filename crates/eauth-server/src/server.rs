@@ -1,0 +1,202 @@
+//! Assembling and running the service: the router with its middleware, the HTTPS listener
+//! and graceful shutdown.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderValue, header},
+    middleware::{self, Next},
+    response::Response,
+};
+use axum_server::{Handle, tls_rustls::RustlsConfig};
+use eauth_core::Vault;
+use eauth_store::Store;
+use tokio::task::JoinHandle;
+use tower_http::{set_header::SetResponseHeaderLayer, trace::TraceLayer};
+use url::Url;
+
+use crate::{
+    api::{self, LoggedCause},
+    bootstrap,
+    config::Settings,
+    health,
+    state::{AppState, Clock, Shared, load_session_keyring},
+};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const GRACE_PERIOD: Duration = Duration::from_secs(20);
+
+/// Opens the database and the vault, as `serve` and `admin` both need them.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<(Store, Vault)> {
+    bootstrap::ensure_data_dir(settings)?;
+    let master_key = bootstrap::master_key(settings)?;
+    let url = settings.database_url();
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+    Ok((store, Vault::new(&master_key)))
+}
+
+/// The database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Every route of the service, with its middleware.
+pub fn app(state: AppState, max_concurrent_requests: usize) -> Router {
+    Router::new()
+        .merge(api::router(max_concurrent_requests))
+        .merge(health::router())
+        .with_state(state)
+        .layer(middleware::from_fn(log_failures))
+        // Tokens travel in bodies and, for the sign-in page, in URLs: nothing may be cached.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The path only: query strings carry session tokens.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
+}
+
+/// Logs the internal cause behind a failed response; the response itself carries none.
+async fn log_failures(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
+        tracing::error!(status = %response.status(), error = ?cause, "request failed");
+    }
+    response
+}
+
+/// A running service.
+pub struct RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// The base URL browsers and integrators use.
+    pub public_url: Url,
+    /// Where the data lives, for the start-up line.
+    pub database_url: String,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+    store: Store,
+}
+
+impl RunningServer {
+    /// Binds, loads everything and starts serving in the background.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let (store, vault) = open_storage(settings).await?;
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let scheme = if settings.insecure_http {
+            "http"
+        } else {
+            "https"
+        };
+        let public_url = match &settings.public_url {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("{scheme}://{local_addr}")).context("public URL")?,
+        };
+        let clock = Clock::system();
+        let keyring = load_session_keyring(&store, &vault, &public_url, clock.now()).await?;
+        let state = AppState::new(Shared {
+            store: store.clone(),
+            vault,
+            keyring,
+            public_url: public_url.clone(),
+            session_ttl_secs: i64::from(settings.session_ttl_secs),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            clock,
+        });
+        let service = app(state, settings.max_concurrent_requests)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let handle = Handle::new();
+        let task = if settings.insecure_http {
+            tracing::warn!(
+                "insecure_http is on: serving plain HTTP. Only do this behind a proxy that terminates \
+                 TLS, and list it in trusted_proxies"
+            );
+            tokio::spawn(
+                axum_server::from_tcp(listener)?
+                    .handle(handle.clone())
+                    .serve(service),
+            )
+        } else {
+            let (cert, key) = bootstrap::tls_files(settings)?;
+            let tls = RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            tokio::spawn(
+                axum_server::from_tcp_rustls(listener, tls)?
+                    .handle(handle.clone())
+                    .serve(service),
+            )
+        };
+        Ok(Self {
+            local_addr,
+            public_url,
+            database_url: redact_url(&settings.database_url()),
+            handle,
+            task,
+            store,
+        })
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to a grace period),
+    /// then closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(GRACE_PERIOD));
+        let served = self.task.await.context("server task panicked")?;
+        self.store.close().await;
+        served.context("server failed")
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

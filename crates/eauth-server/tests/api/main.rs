@@ -1,0 +1,11 @@
+//! The API as integrators use it: the real server on a free port, over HTTPS, against
+//! SQLite and (when `EAUTH_TEST_DATABASE_URL` is set) PostgreSQL.
+
+// The helpers are `pub` for the sibling modules of this one test binary.
+#![allow(unreachable_pub)]
+
+mod health;
+mod helpers;
+mod mfa_toggle;
+mod session_token;
+mod transport;
