@@ -181,6 +181,8 @@ fn list_of_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>
 }
 
 #[cfg(test)]
+// `Jail`'s closures return figment's own large error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
 

@@ -337,6 +337,15 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// How many sessions an application has had.
+    pub async fn session_count(&self, client_id: ClientId) -> Result<u64> {
+        let count: i64 = on_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE client_id = $1")
+            .bind(client_id.to_string())
+            .fetch_one(pool)
+            .await?);
+        u64::try_from(count).map_err(|e| StoreError::Corrupt(format!("session count: {e}")))
+    }
+
     /// The session with this id.
     pub async fn session(&self, id: Uuid) -> Result<Option<Session>> {
         let row: Option<SessionRow> = on_pool!(self, pool => sqlx::query_as(

@@ -308,6 +308,8 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
         Some(pending.clone())
     );
 
+    assert_eq!(store.session_count(app.client_id).await.expect("count"), 1);
+
     let refused = session(app.client_id, &john);
     assert!(
         !store
