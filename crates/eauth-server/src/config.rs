@@ -68,7 +68,7 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
 };
 
 /// The environment variables read, without their `EAUTH_` prefix.
-const ENV_KEYS: [&str; 13] = [
+const ENV_KEYS: [&str; 14] = [
     "listen",
     "data_dir",
     "database_url",
@@ -82,6 +82,7 @@ const ENV_KEYS: [&str; 13] = [
     "insecure_http",
     "max_concurrent_requests",
     "log",
+    "config",
 ];
 
 /// Why the settings could not be read.
@@ -109,9 +110,9 @@ impl Settings {
     }
 
     fn env() -> Env {
-        // `EAUTH_LOG` is the log filter, read by the binary; it is listed so that it is not
-        // reported as unknown, and dropped here.
-        Env::prefixed("EAUTH_").only(&ENV_KEYS).ignore(&["log"])
+        // `EAUTH_LOG` (the log filter) and `EAUTH_CONFIG` (the file) are read by the binary;
+        // they are listed so that they are not reported as unknown, and dropped here.
+        Env::prefixed("EAUTH_").only(&ENV_KEYS).ignore(&["log", "config"])
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
@@ -216,6 +217,7 @@ mod tests {
             jail.set_env("EAUTH_SESSION_TTL_SECS", "60");
             jail.set_env("EAUTH_TRUSTED_PROXIES", "192.0.2.1, 2001:db8::/32");
             jail.set_env("EAUTH_TEST_DATABASE_URL", "postgres://ignored");
+            jail.set_env("EAUTH_CONFIG", "eauthd.toml");
             let settings = load(Some("eauthd.toml")).expect("valid");
             assert_eq!(settings.listen.to_string(), "0.0.0.0:9000");
             assert_eq!(settings.session_ttl_secs, 60);
