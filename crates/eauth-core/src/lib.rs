@@ -5,9 +5,11 @@
 //! pure function the tests can drive through any instant.
 
 pub mod application;
+pub mod callback;
 pub mod credentials;
 pub mod email;
 pub mod session;
+pub mod signin;
 pub mod totp;
 pub mod vault;
 
@@ -15,5 +17,5 @@ pub use application::{ApplicationName, CallbackUrl, ClientId, IpAllowList, Redir
 pub use credentials::{ApiKey, ApiKeyHash, CallbackSecret};
 pub use email::Email;
 pub use session::{SessionClaims, SessionKey, SessionKeyring, SessionStatus, TokenError};
-pub use totp::{Algorithm, TotpCode, TotpParams, TotpSecret};
+pub use totp::{Algorithm, CodeRejected, TotpCode, TotpParams, TotpSecret};
 pub use vault::{MasterKey, Vault, VaultError};

@@ -179,8 +179,15 @@ impl SessionKeyring {
             issued_at: now,
             expires_at: now + ttl_secs,
         };
+        (self.token_for(&claims), claims)
+    }
+
+    /// The token of a session. HS256 is deterministic, so this gives back the very token
+    /// [`issue`](Self::issue) handed out, for callbacks sent when nobody presents it (timeouts).
+    pub fn token_for(&self, claims: &SessionClaims) -> String {
+        let client_id = claims.client_id;
         let wire = WireClaims {
-            email: email.as_str().to_owned(),
+            email: claims.email.as_str().to_owned(),
             client_id: client_id.to_string(),
             iat: claims.issued_at,
             exp: claims.expires_at,
@@ -190,14 +197,23 @@ impl SessionKeyring {
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &wire, &self.encoding)
-            .expect("BUG: HS256 signing of serialisable claims cannot fail");
-        (token, claims)
+        jsonwebtoken::encode(&header, &wire, &self.encoding)
+            .expect("BUG: HS256 signing of serialisable claims cannot fail")
     }
 
     /// Verifies a token presented at `now`: HS256 only, our `kid`, our issuer, audience equal
     /// to its `client_id`, and not expired.
     pub fn verify(&self, token: &str, now: i64) -> Result<SessionClaims, TokenError> {
+        let claims = self.decode(token)?;
+        if now >= claims.expires_at {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies everything [`verify`](Self::verify) does except expiry: for asking about a
+    /// session's outcome after its lifetime.
+    pub fn decode(&self, token: &str) -> Result<SessionClaims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -228,9 +244,6 @@ impl SessionKeyring {
             issued_at: wire.iat,
             expires_at: wire.exp,
         };
-        if now >= claims.expires_at {
-            return Err(TokenError::Expired);
-        }
         Ok(claims)
     }
 }
@@ -272,8 +285,16 @@ mod tests {
         let client_id = ClientId::generate();
         let (token, issued) = keyring.issue(&email(), client_id, NOW, 120);
         assert_eq!(issued.expires_at, NOW + 120);
-        assert_eq!(keyring.verify(&token, NOW + 119), Ok(issued));
+        assert_eq!(keyring.verify(&token, NOW + 119), Ok(issued.clone()));
         assert_eq!(keyring.verify(&token, NOW + 120), Err(TokenError::Expired));
+        assert_eq!(keyring.decode(&token).map(|c| c.id), Ok(issued.id));
+    }
+
+    #[test]
+    fn a_sessions_token_can_be_rebuilt_from_its_claims() {
+        let keyring = keyring();
+        let (token, claims) = keyring.issue(&email(), ClientId::generate(), NOW, 120);
+        assert_eq!(keyring.token_for(&claims), token);
     }
 
     #[test]

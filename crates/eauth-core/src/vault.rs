@@ -12,8 +12,11 @@ use aes_gcm::{
     aead::{Aead, Generate, KeyInit, Payload},
 };
 use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 use crate::{CallbackSecret, ClientId, Email, SessionKey, TotpSecret};
 
@@ -78,27 +81,30 @@ impl Purpose {
 #[error("stored secret could not be decrypted (wrong master key, or data moved or corrupted)")]
 pub struct VaultError;
 
-/// Seals and opens secrets for storage.
+/// Seals and opens secrets for storage, and makes the sign-in page's anti-forgery tokens.
 pub struct Vault {
     totp: Aes256Gcm,
     callback: Aes256Gcm,
     session: Aes256Gcm,
+    form_key: SecretBox<[u8; 32]>,
 }
 
 impl Vault {
     /// Derives the per-purpose keys.
     pub fn new(master: &MasterKey) -> Self {
         let hkdf = Hkdf::<Sha256>::new(None, master.0.expose_secret());
-        let derive = |purpose: Purpose| {
+        let expand = |label: &[u8]| {
             let mut key = [0u8; 32];
-            hkdf.expand(purpose.label(), &mut key)
+            hkdf.expand(label, &mut key)
                 .expect("BUG: 32 bytes is a valid HKDF-SHA256 output length");
-            Aes256Gcm::new(&key.into())
+            key
         };
+        let derive = |purpose: Purpose| Aes256Gcm::new(&expand(purpose.label()).into());
         Self {
             totp: derive(Purpose::TotpSecret),
             callback: derive(Purpose::CallbackSecret),
             session: derive(Purpose::SessionKey),
+            form_key: SecretBox::new(Box::new(expand(b"eauth/v1/form-token"))),
         }
     }
 
@@ -174,6 +180,26 @@ impl Vault {
     pub fn open_session_key(&self, kid: String, sealed: &[u8]) -> Result<SessionKey, VaultError> {
         let secret = self.open(Purpose::SessionKey, kid.as_bytes(), sealed)?;
         SessionKey::from_parts(kid, &secret).ok_or(VaultError)
+    }
+
+    /// The anti-forgery token of the sign-in page's forms: an HMAC over the session and a random
+    /// value the browser holds in a cookie. A form posted from another site lacks the cookie,
+    /// and one built by someone holding only the session token lacks the victim's cookie.
+    pub fn form_token(&self, session_id: Uuid, browser_nonce: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.form_key.expose_secret())
+            .expect("BUG: HMAC accepts 32-byte keys");
+        mac.update(session_id.as_bytes());
+        mac.update(browser_nonce.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `presented` is the form token of this session and browser, compared in
+    /// constant time.
+    pub fn check_form_token(&self, session_id: Uuid, browser_nonce: &str, presented: &str) -> bool {
+        self.form_token(session_id, browser_nonce)
+            .as_bytes()
+            .ct_eq(presented.as_bytes())
+            .into()
     }
 
     /// Encrypts `plaintext` bound to `context`; the result is the nonce followed by the
@@ -312,6 +338,17 @@ mod tests {
             .expect("opens");
         assert_eq!(opened.expose_secret(), key.expose_secret());
         assert!(vault.open_session_key("other-kid".into(), &sealed).is_err());
+    }
+
+    #[test]
+    fn form_tokens_bind_the_session_and_the_browser() {
+        let vault = vault();
+        let session = Uuid::new_v4();
+        let token = vault.form_token(session, "browser-a");
+        assert!(vault.check_form_token(session, "browser-a", &token));
+        assert!(!vault.check_form_token(session, "browser-b", &token));
+        assert!(!vault.check_form_token(Uuid::new_v4(), "browser-a", &token));
+        assert!(!vault.check_form_token(session, "browser-a", ""));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod records;
 
 use std::{str::FromStr, time::Duration};
 
-use eauth_core::{ApiKeyHash, ClientId, Email};
+use eauth_core::{ApiKeyHash, ClientId, Email, SessionStatus, signin::Verdict};
 use sqlx::{
     PgPool, SqlitePool,
     postgres::PgPoolOptions,
@@ -18,8 +18,11 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-pub use records::{Application, Enrollment, NewEnrollment, Session, StoredSessionKey};
-use records::{ApplicationRow, EnrollmentRow, SessionRow, StoredSessionKeyRow};
+pub use records::{
+    Application, Callback, CallbackStatus, DeliveryResult, Enrollment, NewEnrollment, Session,
+    StoredSessionKey,
+};
+use records::{ApplicationRow, CallbackRow, EnrollmentRow, SessionRow, StoredSessionKeyRow};
 
 /// Why a storage operation failed. No driver type escapes this crate.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,81 @@ macro_rules! application_columns {
         "client_id, name, owner_email, ip_allow_list, redirect_uris, callback_url, api_key_hash, \
          sealed_callback_secret, active, created_at"
     };
+}
+
+/// The columns of [`SessionRow`].
+macro_rules! session_columns {
+    () => {
+        "id, client_id, email, status, created_at, expires_at, finished_at, failed_attempts, signin_method, \
+         source_ip"
+    };
+}
+
+/// The columns of [`EnrollmentRow`].
+macro_rules! enrollment_columns {
+    () => {
+        "client_id, email, sealed_secret, algorithm, digits, period, last_used_step, consecutive_failures, \
+         last_failure_at, locked_at, enabled_at"
+    };
+}
+
+/// The columns of [`CallbackRow`].
+macro_rules! callback_columns {
+    () => {
+        "id, session_id, client_id, approved, session_token, status, attempts, next_attempt_at, last_error, \
+         created_at, delivered_at"
+    };
+}
+
+/// Finishes a pending session and writes its callback inside the transaction `$tx`;
+/// evaluates to whether the session was pending.
+macro_rules! finish_in {
+    ($tx:expr, $session:expr, $status:expr, $now:expr, $token:expr) => {{
+        let finished = sqlx::query(
+            "UPDATE sessions SET status = $2, finished_at = $3 WHERE id = $1 AND status = 'PENDING'",
+        )
+        .bind($session.id.to_string())
+        .bind($status.as_str())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if finished {
+            sqlx::query(
+                "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
+                     attempts, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 'PENDING', 0, $6, $6)",
+            )
+            .bind(Uuid::new_v4().to_string())
+            .bind($session.id.to_string())
+            .bind($session.client_id.to_string())
+            .bind($status == SessionStatus::Approved)
+            .bind($token)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        finished
+    }};
+}
+
+/// What [`Store::attempt`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// No session has this id.
+    UnknownSession,
+    /// The session is finished or past its lifetime; nothing was judged.
+    NotPending(Session),
+    /// The user is no longer enrolled; nothing was judged.
+    NotEnrolled,
+    /// The verdict, already applied: the session as it now stands.
+    Judged {
+        /// What the rules decided.
+        verdict: Verdict,
+        /// The session after the attempt.
+        session: Session,
+    },
 }
 
 /// The service's database.
@@ -270,7 +348,8 @@ impl Store {
              ON CONFLICT (client_id, email) DO UPDATE SET
                  sealed_secret = excluded.sealed_secret, algorithm = excluded.algorithm,
                  digits = excluded.digits, period = excluded.period, last_used_step = NULL,
-                 consecutive_failures = 0, locked_at = NULL, enabled_at = excluded.enabled_at",
+                 consecutive_failures = 0, last_failure_at = NULL, locked_at = NULL,
+                 enabled_at = excluded.enabled_at",
         )
         .bind(enrollment.client_id.to_string())
         .bind(enrollment.email.as_str())
@@ -305,9 +384,7 @@ impl Store {
         email: &Email,
     ) -> Result<Option<Enrollment>> {
         let row: Option<EnrollmentRow> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT client_id, email, sealed_secret, algorithm, digits, period, last_used_step,
-                    consecutive_failures, locked_at, enabled_at
-             FROM enrollments WHERE client_id = $1 AND email = $2",
+            concat!("SELECT ", enrollment_columns!(), " FROM enrollments WHERE client_id = $1 AND email = $2"),
         )
         .bind(client_id.to_string())
         .bind(email.as_str())
@@ -349,13 +426,243 @@ impl Store {
     /// The session with this id.
     pub async fn session(&self, id: Uuid) -> Result<Option<Session>> {
         let row: Option<SessionRow> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id, client_id, email, status, created_at, expires_at, finished_at
-             FROM sessions WHERE id = $1",
+            concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"),
         )
         .bind(id.to_string())
         .fetch_optional(pool)
         .await?);
         row.map(Session::try_from).transpose()
+    }
+
+    /// Notes how and from where the sign-in page was first opened.
+    pub async fn record_page_open(
+        &self,
+        id: Uuid,
+        signin_method: &str,
+        source_ip: &str,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE sessions SET signin_method = COALESCE(signin_method, $2), source_ip = COALESCE(source_ip, $3)
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(signin_method)
+        .bind(source_ip)
+        .execute(pool)
+        .await
+        .map(drop)?);
+        Ok(())
+    }
+
+    /// Finishes a pending session with `status` and writes its callback (carrying
+    /// `session_token`) in the same transaction; `false`, with nothing written, if the session
+    /// was not pending.
+    pub async fn finish_session(
+        &self,
+        session: &Session,
+        status: SessionStatus,
+        now: i64,
+        session_token: &str,
+    ) -> Result<bool> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let finished = finish_in!(tx, session, status, now, session_token);
+            tx.commit().await?;
+            Ok(finished)
+        })
+    }
+
+    /// Pending sessions whose lifetime ended at or before `now`, oldest first.
+    pub async fn expired_sessions(&self, now: i64, limit: u32) -> Result<Vec<Session>> {
+        let rows: Vec<SessionRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT ", session_columns!(),
+            " FROM sessions WHERE status = 'PENDING' AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
+        ))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(Session::try_from).collect()
+    }
+
+    /// One code attempt on a session. With the session's and the enrollment's rows locked
+    /// (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), `judge` rules on the stored
+    /// state, and its verdict is applied in the same transaction: the step marked used, failures
+    /// counted, the enrollment locked, the session finished with its callback. Concurrent
+    /// attempts, from any process, are judged one after the other.
+    pub async fn attempt(
+        &self,
+        session_id: Uuid,
+        now: i64,
+        session_token: &str,
+        judge: impl FnOnce(&Session, &Enrollment) -> Verdict,
+    ) -> Result<Attempt> {
+        let (begin, lock) = match self.pool {
+            Pool::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
+            Pool::Postgres(_) => ("BEGIN", " FOR UPDATE"),
+        };
+        let session_sql = sqlx::AssertSqlSafe(format!(
+            concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE id = $1{}"
+            ),
+            lock
+        ));
+        let enrollment_sql = sqlx::AssertSqlSafe(format!(
+            concat!(
+                "SELECT ",
+                enrollment_columns!(),
+                " FROM enrollments WHERE client_id = $1 AND email = $2{}"
+            ),
+            lock
+        ));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
+            let row: Option<SessionRow> =
+                sqlx::query_as(session_sql).bind(session_id.to_string()).fetch_optional(&mut *tx).await?;
+            let Some(mut session) = row.map(Session::try_from).transpose()? else {
+                return Ok(Attempt::UnknownSession);
+            };
+            if session.status != SessionStatus::Pending || session.expires_at <= now {
+                return Ok(Attempt::NotPending(session));
+            }
+            let row: Option<EnrollmentRow> = sqlx::query_as(enrollment_sql)
+                .bind(session.client_id.to_string())
+                .bind(session.email.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
+                return Ok(Attempt::NotEnrolled);
+            };
+            let verdict = judge(&session, &enrollment);
+            let (client_id, email) = (session.client_id.to_string(), session.email.as_str().to_owned());
+            let finish_as = match verdict {
+                Verdict::Approved { step } => {
+                    let step = i64::try_from(step).map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
+                    sqlx::query(
+                        "UPDATE enrollments SET last_used_step = $3, consecutive_failures = 0, last_failure_at = NULL
+                         WHERE client_id = $1 AND email = $2",
+                    )
+                    .bind(&client_id).bind(&email).bind(step)
+                    .execute(&mut *tx).await?;
+                    Some(SessionStatus::Approved)
+                }
+                Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
+                    sqlx::query(
+                        "UPDATE enrollments SET consecutive_failures = consecutive_failures + 1,
+                             last_failure_at = $3, locked_at = CASE WHEN $4 THEN $3 ELSE locked_at END
+                         WHERE client_id = $1 AND email = $2",
+                    )
+                    .bind(&client_id).bind(&email).bind(now).bind(locked)
+                    .execute(&mut *tx).await?;
+                    sqlx::query("UPDATE sessions SET failed_attempts = failed_attempts + 1 WHERE id = $1")
+                        .bind(session.id.to_string())
+                        .execute(&mut *tx).await?;
+                    session.failed_attempts += 1;
+                    matches!(verdict, Verdict::Exhausted { .. } | Verdict::Wrong { locked: true, .. })
+                        .then_some(SessionStatus::Rejected)
+                }
+                // A locked enrollment cannot finish this sign-in any other way.
+                Verdict::Locked => Some(SessionStatus::Rejected),
+                Verdict::Throttled { .. } => None,
+            };
+            if let Some(status) = finish_as {
+                finish_in!(tx, session, status, now, session_token);
+                session.status = status;
+                session.finished_at = Some(now);
+            }
+            tx.commit().await?;
+            Ok(Attempt::Judged { verdict, session })
+        })
+    }
+
+    /// Claims the callback that is due soonest (at or before `now`) for delivery until
+    /// `lease_until`, counting the attempt. Several workers, in several processes, never claim
+    /// the same one while a lease holds.
+    pub async fn claim_due_callback(&self, now: i64, lease_until: i64) -> Result<Option<Callback>> {
+        // PostgreSQL skips rows another worker is claiming instead of waiting for them.
+        let sql = match self.pool {
+            Pool::Sqlite(_) => concat!(
+                "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
+                "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
+                "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1) ",
+                "RETURNING ",
+                callback_columns!()
+            ),
+            Pool::Postgres(_) => concat!(
+                "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
+                "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
+                "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1 ",
+                "FOR UPDATE SKIP LOCKED) RETURNING ",
+                callback_columns!()
+            ),
+        };
+        let row: Option<CallbackRow> = on_pool!(self, pool => sqlx::query_as(sql).bind(now).bind(lease_until).fetch_optional(pool).await?);
+        row.map(Callback::try_from).transpose()
+    }
+
+    /// Claims one callback by id, if it is pending and nobody holds it.
+    pub async fn claim_callback(
+        &self,
+        id: Uuid,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<Callback>> {
+        let row: Option<CallbackRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+            "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 ",
+            "WHERE id = $3 AND status = 'PENDING' AND (lease_until IS NULL OR lease_until <= $1) ",
+            "RETURNING ", callback_columns!()
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?);
+        row.map(Callback::try_from).transpose()
+    }
+
+    /// Records what a claimed delivery came to, and releases the claim.
+    pub async fn record_delivery(&self, id: Uuid, result: &DeliveryResult, now: i64) -> Result<()> {
+        let (status, next_attempt_at, error) = match result {
+            DeliveryResult::Delivered => (CallbackStatus::Delivered, None, None),
+            DeliveryResult::Retry {
+                next_attempt_at,
+                error,
+            } => (
+                CallbackStatus::Pending,
+                Some(*next_attempt_at),
+                Some(error.as_str()),
+            ),
+            DeliveryResult::GaveUp { error } => {
+                (CallbackStatus::Failed, None, Some(error.as_str()))
+            }
+        };
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE callbacks SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4,
+                 delivered_at = CASE WHEN $2 = 'DELIVERED' THEN $5 ELSE delivered_at END, lease_until = NULL
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(status.as_str())
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(drop)?);
+        Ok(())
+    }
+
+    /// The callback of a session, once it is finished.
+    pub async fn callback_of_session(&self, session_id: Uuid) -> Result<Option<Callback>> {
+        let row: Option<CallbackRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT ", callback_columns!(), " FROM callbacks WHERE session_id = $1"
+        ))
+        .bind(session_id.to_string())
+        .fetch_optional(pool)
+        .await?);
+        row.map(Callback::try_from).transpose()
     }
 }
 

@@ -5,7 +5,7 @@
 
 use eauth_core::{
     Algorithm, ApiKeyHash, ApplicationName, CallbackUrl, ClientId, Email, IpAllowList, RedirectUri,
-    SessionStatus, TotpParams,
+    SessionClaims, SessionStatus, TotpParams, signin::AttemptState,
 };
 use uuid::Uuid;
 
@@ -118,10 +118,25 @@ pub struct Enrollment {
     pub last_used_step: Option<u64>,
     /// Wrong codes since the last success.
     pub consecutive_failures: u32,
+    /// Unix seconds of the last wrong code.
+    pub last_failure_at: Option<i64>,
     /// Unix seconds at which too many failures locked it.
     pub locked_at: Option<i64>,
     /// Unix seconds.
     pub enabled_at: i64,
+}
+
+impl Enrollment {
+    /// What the attempt rules need, with the session's own failures.
+    pub fn attempt_state(&self, session_failures: u32) -> AttemptState {
+        AttemptState {
+            session_failures,
+            enrollment_failures: self.consecutive_failures,
+            last_failure_at: self.last_failure_at,
+            locked: self.locked_at.is_some(),
+            last_used_step: self.last_used_step,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -134,6 +149,7 @@ pub(crate) struct EnrollmentRow {
     period: i32,
     last_used_step: Option<i64>,
     consecutive_failures: i32,
+    last_failure_at: Option<i64>,
     locked_at: Option<i64>,
     enabled_at: i64,
 }
@@ -157,6 +173,7 @@ impl TryFrom<EnrollmentRow> for Enrollment {
                 .map_err(|e| corrupt("last_used_step", e))?,
             consecutive_failures: u32::try_from(row.consecutive_failures)
                 .map_err(|e| corrupt("consecutive_failures", e))?,
+            last_failure_at: row.last_failure_at,
             locked_at: row.locked_at,
             enabled_at: row.enabled_at,
         })
@@ -180,6 +197,47 @@ pub struct Session {
     pub expires_at: i64,
     /// Unix seconds, once it is no longer pending.
     pub finished_at: Option<i64>,
+    /// Wrong codes so far.
+    pub failed_attempts: u32,
+    /// `redirect` or `popup`, once the sign-in page was opened.
+    pub signin_method: Option<String>,
+    /// The browser's address when it first opened the sign-in page.
+    pub source_ip: Option<String>,
+}
+
+impl Session {
+    /// A new pending session.
+    pub fn pending(
+        id: Uuid,
+        client_id: ClientId,
+        email: Email,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            id,
+            client_id,
+            email,
+            status: SessionStatus::Pending,
+            created_at,
+            expires_at,
+            finished_at: None,
+            failed_attempts: 0,
+            signin_method: None,
+            source_ip: None,
+        }
+    }
+
+    /// The claims of its session token.
+    pub fn claims(&self) -> SessionClaims {
+        SessionClaims {
+            id: self.id,
+            email: self.email.clone(),
+            client_id: self.client_id,
+            issued_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -191,6 +249,9 @@ pub(crate) struct SessionRow {
     created_at: i64,
     expires_at: i64,
     finished_at: Option<i64>,
+    failed_attempts: i32,
+    signin_method: Option<String>,
+    source_ip: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -206,6 +267,10 @@ impl TryFrom<SessionRow> for Session {
             created_at: row.created_at,
             expires_at: row.expires_at,
             finished_at: row.finished_at,
+            failed_attempts: u32::try_from(row.failed_attempts)
+                .map_err(|e| corrupt("failed_attempts", e))?,
+            signin_method: row.signin_method,
+            source_ip: row.source_ip,
         })
     }
 }
@@ -232,4 +297,114 @@ impl From<StoredSessionKeyRow> for StoredSessionKey {
             sealed_secret: row.sealed_secret,
         }
     }
+}
+
+/// Where a callback delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackStatus {
+    /// Not delivered yet; retried until it is, or until it is a day old.
+    Pending,
+    /// The callback URL answered 2xx.
+    Delivered,
+    /// Given up after a day of failures.
+    Failed,
+}
+
+impl CallbackStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Delivered => "DELIVERED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+/// A finished session's callback to its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    /// Its id.
+    pub id: Uuid,
+    /// The session it reports.
+    pub session_id: Uuid,
+    /// The application to call.
+    pub client_id: ClientId,
+    /// `result=true` or `false`.
+    pub approved: bool,
+    /// The session's token, as the guide's callback carries it.
+    pub session_token: String,
+    /// Where delivery stands.
+    pub status: CallbackStatus,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Unix seconds; when the next attempt is due.
+    pub next_attempt_at: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub delivered_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CallbackRow {
+    id: String,
+    session_id: String,
+    client_id: String,
+    approved: bool,
+    session_token: String,
+    status: String,
+    attempts: i32,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    delivered_at: Option<i64>,
+}
+
+impl TryFrom<CallbackRow> for Callback {
+    type Error = StoreError;
+
+    fn try_from(row: CallbackRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: Uuid::parse_str(&row.id).map_err(|e| corrupt("callback id", e))?,
+            session_id: Uuid::parse_str(&row.session_id).map_err(|e| corrupt("session id", e))?,
+            client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("client_id", e))?,
+            approved: row.approved,
+            session_token: row.session_token,
+            status: CallbackStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("callback status", &row.status))?,
+            attempts: u32::try_from(row.attempts).map_err(|e| corrupt("attempts", e))?,
+            next_attempt_at: row.next_attempt_at,
+            last_error: row.last_error,
+            created_at: row.created_at,
+            delivered_at: row.delivered_at,
+        })
+    }
+}
+
+/// What a delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// 2xx.
+    Delivered,
+    /// Failed; try again at `next_attempt_at`.
+    Retry {
+        /// Unix seconds.
+        next_attempt_at: i64,
+        /// Why it failed.
+        error: String,
+    },
+    /// Failed for the last time.
+    GaveUp {
+        /// Why it failed.
+        error: String,
+    },
 }

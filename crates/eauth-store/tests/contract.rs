@@ -2,11 +2,12 @@
 //! `EAUTH_TEST_DATABASE_URL` is set. A behaviour that differs between backends fails here.
 
 use eauth_core::{
-    Algorithm, ApiKey, ApplicationName, CallbackUrl, ClientId, Email, IpAllowList, RedirectUri,
-    SessionStatus, TotpParams,
+    Algorithm, ApiKey, ApplicationName, CallbackUrl, ClientId, CodeRejected, Email, IpAllowList,
+    RedirectUri, SessionStatus, TotpParams, signin::Verdict,
 };
 use eauth_store::{
-    Application, NewEnrollment, Session, Store, StoreError, StoredSessionKey,
+    Application, Attempt, CallbackStatus, DeliveryResult, NewEnrollment, Session, Store,
+    StoreError, StoredSessionKey,
     testing::{Backend, TestDatabase},
 };
 use uuid::Uuid;
@@ -34,6 +35,14 @@ contract!(
     enabling_again_replaces_the_enrollment,
     disabling_removes_the_enrollment_and_is_idempotent,
     sessions_are_recorded_only_for_enrolled_users,
+    a_session_finishes_once_and_writes_its_callback,
+    an_approved_attempt_marks_its_step_used_and_resets_failures,
+    wrong_attempts_count_and_the_last_one_rejects_the_session,
+    a_throttled_attempt_writes_nothing,
+    attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged,
+    a_due_callback_is_claimed_by_one_worker_until_its_lease_ends,
+    delivery_results_are_recorded,
+    expired_pending_sessions_are_found_oldest_first,
 );
 
 async fn run<F, Fut>(backend: Backend, test: F)
@@ -78,15 +87,7 @@ fn enrollment(client_id: ClientId, email: &Email, secret: u8, digits: i64) -> Ne
 }
 
 fn session(client_id: ClientId, email: &Email) -> Session {
-    Session {
-        id: Uuid::new_v4(),
-        client_id,
-        email: email.clone(),
-        status: SessionStatus::Pending,
-        created_at: NOW,
-        expires_at: NOW + 120,
-        finished_at: None,
-    }
+    Session::pending(Uuid::new_v4(), client_id, email.clone(), NOW, NOW + 120)
 }
 
 async fn the_first_session_key_stored_wins(store: Store) {
@@ -328,4 +329,433 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
             .await
             .expect("insert")
     );
+}
+
+/// An application with one enrolled user and a pending session of that user.
+async fn pending_session(store: &Store) -> Session {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    let email = Email::parse("jane@example.com").expect("email");
+    store
+        .upsert_enrollment(&enrollment(app.client_id, &email, 1, 6), NOW)
+        .await
+        .expect("enable");
+    let pending = session(app.client_id, &email);
+    assert!(
+        store
+            .insert_session_if_enrolled(&pending)
+            .await
+            .expect("insert")
+    );
+    pending
+}
+
+fn judged(attempt: Attempt) -> (Verdict, Session) {
+    match attempt {
+        Attempt::Judged { verdict, session } => (verdict, session),
+        other => panic!("expected a verdict, got {other:?}"),
+    }
+}
+
+async fn a_session_finishes_once_and_writes_its_callback(store: Store) {
+    let pending = pending_session(&store).await;
+    assert!(
+        store
+            .finish_session(&pending, SessionStatus::TimedOut, NOW + 120, "tok")
+            .await
+            .expect("finish")
+    );
+    assert!(
+        !store
+            .finish_session(&pending, SessionStatus::Approved, NOW + 121, "tok")
+            .await
+            .expect("finish")
+    );
+
+    let finished = store
+        .session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (finished.status, finished.finished_at),
+        (SessionStatus::TimedOut, Some(NOW + 120))
+    );
+    let callback = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("written");
+    assert!(!callback.approved);
+    assert_eq!(callback.session_token, "tok");
+    assert_eq!(
+        (callback.status, callback.attempts, callback.next_attempt_at),
+        (CallbackStatus::Pending, 0, NOW + 120)
+    );
+}
+
+async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Store) {
+    let pending = pending_session(&store).await;
+    let failed = store
+        .attempt(pending.id, NOW, "tok", |_, _| Verdict::Wrong {
+            reason: CodeRejected::Wrong,
+            attempts_left: 4,
+            locked: false,
+        })
+        .await
+        .expect("attempt");
+    assert_eq!(judged(failed).1.failed_attempts, 1);
+
+    let (verdict, approved) = judged(
+        store
+            .attempt(pending.id, NOW + 1, "tok", |session, enrollment| {
+                assert_eq!(session.failed_attempts, 1);
+                assert_eq!(enrollment.consecutive_failures, 1);
+                assert_eq!(enrollment.last_used_step, None);
+                Verdict::Approved { step: 42 }
+            })
+            .await
+            .expect("attempt"),
+    );
+    assert_eq!(verdict, Verdict::Approved { step: 42 });
+    assert_eq!(approved.status, SessionStatus::Approved);
+    let enrollment = store
+        .enrollment(pending.client_id, &pending.email)
+        .await
+        .expect("read")
+        .expect("enrolled");
+    assert_eq!(
+        (
+            enrollment.last_used_step,
+            enrollment.consecutive_failures,
+            enrollment.last_failure_at
+        ),
+        (Some(42), 0, None)
+    );
+    assert!(
+        store
+            .callback_of_session(pending.id)
+            .await
+            .expect("read")
+            .expect("written")
+            .approved
+    );
+
+    // The next session of the same user sees the used step.
+    let next = session(pending.client_id, &pending.email);
+    store
+        .insert_session_if_enrolled(&next)
+        .await
+        .expect("insert");
+    store
+        .attempt(next.id, NOW + 2, "tok", |_, enrollment| {
+            assert_eq!(enrollment.last_used_step, Some(42));
+            Verdict::Throttled { retry_at: NOW + 3 }
+        })
+        .await
+        .expect("attempt");
+}
+
+async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store) {
+    let pending = pending_session(&store).await;
+    let wrong = Verdict::Wrong {
+        reason: CodeRejected::Wrong,
+        attempts_left: 1,
+        locked: false,
+    };
+    store
+        .attempt(pending.id, NOW, "tok", |_, _| wrong)
+        .await
+        .expect("attempt");
+    assert!(
+        store
+            .callback_of_session(pending.id)
+            .await
+            .expect("read")
+            .is_none(),
+        "the session goes on"
+    );
+
+    let (_, session) = judged(
+        store
+            .attempt(pending.id, NOW + 1, "tok", |_, _| Verdict::Exhausted {
+                locked: true,
+            })
+            .await
+            .expect("attempt"),
+    );
+    assert_eq!(
+        (session.status, session.failed_attempts),
+        (SessionStatus::Rejected, 2)
+    );
+    let enrollment = store
+        .enrollment(pending.client_id, &pending.email)
+        .await
+        .expect("read")
+        .expect("enrolled");
+    assert_eq!(
+        (
+            enrollment.consecutive_failures,
+            enrollment.last_failure_at,
+            enrollment.locked_at
+        ),
+        (2, Some(NOW + 1), Some(NOW + 1))
+    );
+    assert!(
+        !store
+            .callback_of_session(pending.id)
+            .await
+            .expect("read")
+            .expect("written")
+            .approved
+    );
+
+    // Enabling again clears the lock and the failures.
+    store
+        .upsert_enrollment(&enrollment_for(&pending), NOW + 2)
+        .await
+        .expect("enable");
+    let enrollment = store
+        .enrollment(pending.client_id, &pending.email)
+        .await
+        .expect("read")
+        .expect("enrolled");
+    assert_eq!(
+        (
+            enrollment.consecutive_failures,
+            enrollment.last_failure_at,
+            enrollment.locked_at
+        ),
+        (0, None, None)
+    );
+}
+
+fn enrollment_for(session: &Session) -> NewEnrollment {
+    enrollment(session.client_id, &session.email, 3, 6)
+}
+
+async fn a_throttled_attempt_writes_nothing(store: Store) {
+    let pending = pending_session(&store).await;
+    let (_, session) = judged(
+        store
+            .attempt(pending.id, NOW, "tok", |_, _| Verdict::Throttled {
+                retry_at: NOW + 5,
+            })
+            .await
+            .expect("attempt"),
+    );
+    assert_eq!(session, pending);
+    assert_eq!(
+        store.session(pending.id).await.expect("read"),
+        Some(pending.clone())
+    );
+    let enrollment = store
+        .enrollment(pending.client_id, &pending.email)
+        .await
+        .expect("read")
+        .expect("enrolled");
+    assert_eq!(enrollment.consecutive_failures, 0);
+}
+
+async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(store: Store) {
+    let never =
+        |_: &Session, _: &eauth_store::Enrollment| -> Verdict { panic!("must not be judged") };
+    assert_eq!(
+        store
+            .attempt(Uuid::new_v4(), NOW, "tok", never)
+            .await
+            .expect("attempt"),
+        Attempt::UnknownSession
+    );
+
+    let pending = pending_session(&store).await;
+    assert!(matches!(
+        store
+            .attempt(pending.id, NOW + 120, "tok", never)
+            .await
+            .expect("attempt"),
+        Attempt::NotPending(_)
+    ));
+
+    store
+        .finish_session(&pending, SessionStatus::Rejected, NOW, "tok")
+        .await
+        .expect("finish");
+    assert!(matches!(
+        store
+            .attempt(pending.id, NOW, "tok", never)
+            .await
+            .expect("attempt"),
+        Attempt::NotPending(_)
+    ));
+
+    let other = session(pending.client_id, &pending.email);
+    store
+        .insert_session_if_enrolled(&other)
+        .await
+        .expect("insert");
+    store
+        .delete_enrollment(pending.client_id, &pending.email)
+        .await
+        .expect("disable");
+    assert_eq!(
+        store
+            .attempt(other.id, NOW, "tok", never)
+            .await
+            .expect("attempt"),
+        Attempt::NotEnrolled
+    );
+}
+
+async fn a_due_callback_is_claimed_by_one_worker_until_its_lease_ends(store: Store) {
+    let pending = pending_session(&store).await;
+    store
+        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
+        .await
+        .expect("finish");
+    assert!(
+        store
+            .claim_due_callback(NOW - 1, NOW + 29)
+            .await
+            .expect("claim")
+            .is_none(),
+        "not due yet"
+    );
+
+    let claimed = store
+        .claim_due_callback(NOW, NOW + 30)
+        .await
+        .expect("claim")
+        .expect("due");
+    assert_eq!((claimed.session_id, claimed.attempts), (pending.id, 1));
+    assert!(
+        store
+            .claim_due_callback(NOW + 1, NOW + 31)
+            .await
+            .expect("claim")
+            .is_none(),
+        "leased"
+    );
+    assert!(
+        store
+            .claim_callback(claimed.id, NOW + 1, NOW + 31)
+            .await
+            .expect("claim")
+            .is_none(),
+        "leased"
+    );
+
+    // A worker that died leaves a lease that runs out.
+    let again = store
+        .claim_callback(claimed.id, NOW + 30, NOW + 60)
+        .await
+        .expect("claim")
+        .expect("lease over");
+    assert_eq!(again.attempts, 2);
+}
+
+async fn delivery_results_are_recorded(store: Store) {
+    let pending = pending_session(&store).await;
+    store
+        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
+        .await
+        .expect("finish");
+    let claimed = store
+        .claim_due_callback(NOW, NOW + 30)
+        .await
+        .expect("claim")
+        .expect("due");
+
+    let retry = DeliveryResult::Retry {
+        next_attempt_at: NOW + 10,
+        error: "HTTP 503".into(),
+    };
+    store
+        .record_delivery(claimed.id, &retry, NOW + 1)
+        .await
+        .expect("record");
+    let callback = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (
+            callback.status,
+            callback.next_attempt_at,
+            callback.last_error.as_deref()
+        ),
+        (CallbackStatus::Pending, NOW + 10, Some("HTTP 503"))
+    );
+    assert!(
+        store
+            .claim_due_callback(NOW + 9, NOW + 40)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    let claimed = store
+        .claim_due_callback(NOW + 10, NOW + 40)
+        .await
+        .expect("claim")
+        .expect("due again");
+    store
+        .record_delivery(claimed.id, &DeliveryResult::Delivered, NOW + 11)
+        .await
+        .expect("record");
+    let callback = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (callback.status, callback.delivered_at, callback.attempts),
+        (CallbackStatus::Delivered, Some(NOW + 11), 2)
+    );
+    assert!(
+        store
+            .claim_due_callback(NOW + 100, NOW + 130)
+            .await
+            .expect("claim")
+            .is_none(),
+        "delivered is done"
+    );
+}
+
+async fn expired_pending_sessions_are_found_oldest_first(store: Store) {
+    let first = pending_session(&store).await;
+    let mut later = session(first.client_id, &first.email);
+    later.expires_at = NOW + 200;
+    store
+        .insert_session_if_enrolled(&later)
+        .await
+        .expect("insert");
+    assert!(
+        store
+            .expired_sessions(NOW + 119, 10)
+            .await
+            .expect("query")
+            .is_empty()
+    );
+    let expired: Vec<_> = store
+        .expired_sessions(NOW + 300, 10)
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(expired, [first.id, later.id]);
+    store
+        .finish_session(&first, SessionStatus::TimedOut, NOW + 300, "tok")
+        .await
+        .expect("finish");
+    let expired: Vec<_> = store
+        .expired_sessions(NOW + 300, 10)
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(expired, [later.id]);
 }

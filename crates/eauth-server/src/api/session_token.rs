@@ -2,7 +2,7 @@
 //! short-lived token naming a new sign-in session for an enrolled user.
 
 use axum::{extract::State, http::HeaderMap, response::Response};
-use eauth_core::{Email, SessionStatus};
+use eauth_core::Email;
 use eauth_store::Session;
 use serde::Deserialize;
 use serde_json::json;
@@ -52,15 +52,13 @@ async fn issue(
         state
             .keyring
             .issue(&email, application.client_id, now, state.session_ttl_secs);
-    let session = Session {
-        id: claims.id,
-        client_id: application.client_id,
+    let session = Session::pending(
+        claims.id,
+        application.client_id,
         email,
-        status: SessionStatus::Pending,
-        created_at: now,
-        expires_at: claims.expires_at,
-        finished_at: None,
-    };
+        now,
+        claims.expires_at,
+    );
     // Durably recorded before SUCCESS: the token is only handed out for a session that exists.
     if !state.store.insert_session_if_enrolled(&session).await? {
         return Err(ApiError::MfaNotEnabled);
