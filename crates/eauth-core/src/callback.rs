@@ -47,9 +47,34 @@ pub fn signed_url(
     url
 }
 
+/// How long callbacks are retried before they are given up.
+pub const RETRY_FOR_SECS: i64 = 24 * 3600;
+
+/// The wait after the `attempts`-th failed delivery: 5 s, doubling, at most an hour.
+pub fn retry_delay(attempts: u32) -> i64 {
+    let exponent = attempts.saturating_sub(1).min(10);
+    (5i64 << exponent).min(3600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_an_hour() {
+        let delays: Vec<i64> = (1..=12).map(retry_delay).collect();
+        assert_eq!(
+            delays,
+            [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
+        );
+        // A day of retries takes about 30 attempts, not thousands.
+        let mut elapsed = 0;
+        let attempts = (1..).take_while(|&n| {
+            elapsed += retry_delay(n);
+            elapsed < RETRY_FOR_SECS
+        });
+        assert!(attempts.count() < 40);
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_the_documented_string() {

@@ -10,6 +10,8 @@ pub mod config;
 pub mod health;
 pub mod server;
 pub mod state;
+pub mod webview;
+pub mod worker;
 
 pub use config::Settings;
 pub use server::RunningServer;

@@ -24,6 +24,7 @@ use crate::{
     config::Settings,
     health,
     state::{AppState, Clock, Shared, load_session_keyring},
+    webview, worker,
 };
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -56,6 +57,7 @@ pub fn app(state: AppState, max_concurrent_requests: usize) -> Router {
     Router::new()
         .merge(api::router(max_concurrent_requests))
         .merge(health::router())
+        .merge(webview::router())
         .with_state(state)
         .layer(middleware::from_fn(log_failures))
         // Tokens travel in bodies and, for the sign-in page, in URLs: nothing may be cached.
@@ -89,6 +91,8 @@ pub struct RunningServer {
     pub database_url: String,
     handle: Handle<SocketAddr>,
     task: JoinHandle<std::io::Result<()>>,
+    worker: JoinHandle<()>,
+    stop_worker: tokio::sync::watch::Sender<bool>,
     store: Store,
 }
 
@@ -119,8 +123,10 @@ impl RunningServer {
             session_ttl_secs: i64::from(settings.session_ttl_secs),
             trusted_proxies: settings.trusted_proxies.clone(),
             clock,
+            wakeup: worker::Wakeup::default(),
+            http: worker::http_client(),
         });
-        let service = app(state, settings.max_concurrent_requests)
+        let service = app(state.clone(), settings.max_concurrent_requests)
             .into_make_service_with_connect_info::<SocketAddr>();
         let handle = Handle::new();
         let task = if settings.insecure_http {
@@ -150,12 +156,16 @@ impl RunningServer {
                     .serve(service),
             )
         };
+        let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(worker::run(state, worker_stopped));
         Ok(Self {
             local_addr,
             public_url,
             database_url: redact_url(&settings.database_url()),
             handle,
             task,
+            worker,
+            stop_worker,
             store,
         })
     }
@@ -165,6 +175,9 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(GRACE_PERIOD));
         let served = self.task.await.context("server task panicked")?;
+        // Pending callbacks stay in the outbox for the next start.
+        let _ = self.stop_worker.send(true);
+        self.worker.await.context("callback worker panicked")?;
         self.store.close().await;
         served.context("server failed")
     }

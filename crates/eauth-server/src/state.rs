@@ -49,6 +49,10 @@ pub struct Shared {
     pub trusted_proxies: Vec<IpNet>,
     /// The clock.
     pub clock: Clock,
+    /// Wakes the callback worker.
+    pub wakeup: crate::worker::Wakeup,
+    /// Sends callbacks.
+    pub http: reqwest::Client,
 }
 
 /// Cheap to clone: one `Arc`.

@@ -495,7 +495,7 @@ impl Store {
         session_id: Uuid,
         now: i64,
         session_token: &str,
-        judge: impl FnOnce(&Session, &Enrollment) -> Verdict,
+        judge: impl FnOnce(&Session, &Enrollment) -> Result<Verdict, eauth_core::VaultError>,
     ) -> Result<Attempt> {
         let (begin, lock) = match self.pool {
             Pool::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
@@ -535,7 +535,7 @@ impl Store {
             let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
                 return Ok(Attempt::NotEnrolled);
             };
-            let verdict = judge(&session, &enrollment);
+            let verdict = judge(&session, &enrollment).map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
             let (client_id, email) = (session.client_id.to_string(), session.email.as_str().to_owned());
             let finish_as = match verdict {
                 Verdict::Approved { step } => {

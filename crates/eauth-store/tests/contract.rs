@@ -397,10 +397,12 @@ async fn a_session_finishes_once_and_writes_its_callback(store: Store) {
 async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Store) {
     let pending = pending_session(&store).await;
     let failed = store
-        .attempt(pending.id, NOW, "tok", |_, _| Verdict::Wrong {
-            reason: CodeRejected::Wrong,
-            attempts_left: 4,
-            locked: false,
+        .attempt(pending.id, NOW, "tok", |_, _| {
+            Ok(Verdict::Wrong {
+                reason: CodeRejected::Wrong,
+                attempts_left: 4,
+                locked: false,
+            })
         })
         .await
         .expect("attempt");
@@ -412,7 +414,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
                 assert_eq!(session.failed_attempts, 1);
                 assert_eq!(enrollment.consecutive_failures, 1);
                 assert_eq!(enrollment.last_used_step, None);
-                Verdict::Approved { step: 42 }
+                Ok(Verdict::Approved { step: 42 })
             })
             .await
             .expect("attempt"),
@@ -450,7 +452,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
     store
         .attempt(next.id, NOW + 2, "tok", |_, enrollment| {
             assert_eq!(enrollment.last_used_step, Some(42));
-            Verdict::Throttled { retry_at: NOW + 3 }
+            Ok(Verdict::Throttled { retry_at: NOW + 3 })
         })
         .await
         .expect("attempt");
@@ -464,7 +466,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
         locked: false,
     };
     store
-        .attempt(pending.id, NOW, "tok", |_, _| wrong)
+        .attempt(pending.id, NOW, "tok", |_, _| Ok(wrong))
         .await
         .expect("attempt");
     assert!(
@@ -478,8 +480,8 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
 
     let (_, session) = judged(
         store
-            .attempt(pending.id, NOW + 1, "tok", |_, _| Verdict::Exhausted {
-                locked: true,
+            .attempt(pending.id, NOW + 1, "tok", |_, _| {
+                Ok(Verdict::Exhausted { locked: true })
             })
             .await
             .expect("attempt"),
@@ -538,8 +540,8 @@ async fn a_throttled_attempt_writes_nothing(store: Store) {
     let pending = pending_session(&store).await;
     let (_, session) = judged(
         store
-            .attempt(pending.id, NOW, "tok", |_, _| Verdict::Throttled {
-                retry_at: NOW + 5,
+            .attempt(pending.id, NOW, "tok", |_, _| {
+                Ok(Verdict::Throttled { retry_at: NOW + 5 })
             })
             .await
             .expect("attempt"),
@@ -558,8 +560,9 @@ async fn a_throttled_attempt_writes_nothing(store: Store) {
 }
 
 async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(store: Store) {
-    let never =
-        |_: &Session, _: &eauth_store::Enrollment| -> Verdict { panic!("must not be judged") };
+    let never = |_: &Session,
+                 _: &eauth_store::Enrollment|
+     -> Result<Verdict, eauth_core::VaultError> { panic!("must not be judged") };
     assert_eq!(
         store
             .attempt(Uuid::new_v4(), NOW, "tok", never)

@@ -22,6 +22,8 @@ pub(crate) enum Operation {
     SessionToken,
     /// `POST /authen-api/api/v1/mfa/toggle`.
     Toggle,
+    /// `POST /authen-api/api/v1/session-result`.
+    SessionResult,
     /// Anything else under `/authen-api`.
     Other,
 }
@@ -31,6 +33,7 @@ impl Operation {
         match self {
             Self::SessionToken => "get session token failed",
             Self::Toggle => "toggle failed",
+            Self::SessionResult => "get session result failed",
             Self::Other => "request failed",
         }
     }

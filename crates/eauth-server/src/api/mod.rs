@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod json;
 mod mfa_toggle;
+mod session_result;
 mod session_token;
 
 use axum::{
@@ -31,6 +32,7 @@ pub fn router(max_concurrent_requests: usize) -> Router<AppState> {
     let routes = Router::new()
         .route("/session-token", post(session_token::handler))
         .route("/mfa/toggle", post(mfa_toggle::handler))
+        .route("/session-result", post(session_result::handler))
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed.during(Operation::Other)
         });

@@ -1,0 +1,182 @@
+//! The sign-in page's HTML: askama templates (auto-escaped), the security headers every page
+//! carries, and the JSON form of the same answers for the page's own script.
+
+use askama::Template;
+use axum::{
+    Json,
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde_json::json;
+
+/// The fields the page posts back; all of it came from the query string or the server.
+pub(super) struct FormFields {
+    pub(super) signin_method: &'static str,
+    pub(super) session_token: String,
+    pub(super) redirect_uri: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) csrf: String,
+}
+
+/// The code form.
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub(super) struct SigninPage {
+    pub(super) app_name: String,
+    pub(super) masked_email: String,
+    pub(super) seconds_left: i64,
+    pub(super) remaining: String,
+    pub(super) digits: u8,
+    pub(super) form: FormFields,
+    pub(super) error: Option<String>,
+}
+
+/// What a popup's outcome posts to the portal, and to which origin.
+pub(super) struct PopupMessage {
+    /// The JSON of `{session_token, state, error?}`.
+    pub(super) message: String,
+    pub(super) target_origin: String,
+    /// Success posts at once; a failure waits for the user's click on "Sign in".
+    pub(super) immediately: bool,
+}
+
+/// How a sign-in ended, or why it could not start.
+#[derive(Template)]
+#[template(path = "outcome_body.html")]
+pub(super) struct Outcome {
+    pub(super) status: StatusCode,
+    pub(super) kind: &'static str,
+    pub(super) title: String,
+    pub(super) message: String,
+    pub(super) sign_in_url: Option<String>,
+    pub(super) popup: Option<PopupMessage>,
+}
+
+#[derive(Template)]
+#[template(path = "outcome.html")]
+struct OutcomePage<'a> {
+    title: &'a str,
+    body: &'a str,
+}
+
+impl Outcome {
+    /// A failure that cannot lead back to the portal (the portal's address is not trusted).
+    pub(super) fn dead_end(status: StatusCode, title: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind: "failure",
+            title: title.to_owned(),
+            message: message.into(),
+            sign_in_url: None,
+            popup: None,
+        }
+    }
+}
+
+/// What the page does next.
+pub(super) enum Next {
+    /// Show the code form (again, with a message, after a refused code).
+    Retry(Box<SigninPage>),
+    /// Send the browser back to the portal.
+    Redirect(String),
+    /// Show how it ended.
+    Outcome(Outcome),
+}
+
+/// An answer in the form the client asked for: HTML for the browser's own form posts, JSON
+/// for the page's script.
+pub(super) struct Answer {
+    pub(super) next: Next,
+    pub(super) json: bool,
+    /// The portal's origin, when the page may send the browser there (CSP `form-action`).
+    pub(super) portal_origin: Option<String>,
+}
+
+fn render(template: &impl Template) -> Result<String, Response> {
+    template.render().map_err(|error| {
+        tracing::error!(%error, "cannot render a page");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    })
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = match (self.next, self.json) {
+            (Next::Retry(page), false) => {
+                // The form itself is a 200; shown again with a complaint, a 422.
+                let status = if page.error.is_some() {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::OK
+                };
+                match render(page.as_ref()) {
+                    Ok(html) => (status, html_type(), html).into_response(),
+                    Err(response) => response,
+                }
+            }
+            (Next::Retry(page), true) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "next": "retry", "error": page.error })),
+            )
+                .into_response(),
+            (Next::Redirect(location), false) => Redirect::to(&location).into_response(),
+            (Next::Redirect(location), true) => {
+                Json(json!({ "next": "redirect", "location": location })).into_response()
+            }
+            (Next::Outcome(outcome), json) => match render(&outcome) {
+                Ok(body) if json => (
+                    outcome.status,
+                    Json(json!({ "next": "outcome", "html": body })),
+                )
+                    .into_response(),
+                Ok(body) => match render(&OutcomePage {
+                    title: &outcome.title,
+                    body: &body,
+                }) {
+                    Ok(html) => (outcome.status, html_type(), html).into_response(),
+                    Err(response) => response,
+                },
+                Err(response) => response,
+            },
+        };
+        secure_headers(response.headers_mut(), self.portal_origin.as_deref());
+        response
+    }
+}
+
+fn html_type() -> [(HeaderName, HeaderValue); 1] {
+    [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    )]
+}
+
+/// The page's policy: its own scripts and styles only, no framing, no Referer (the session
+/// token is in the URL), nothing cached, forms posted only to us — or, through the redirect
+/// that follows a post, to the portal's registered origin.
+fn secure_headers(headers: &mut axum::http::HeaderMap, portal_origin: Option<&str>) {
+    let form_action = match portal_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    // An origin is ASCII (url's serialisation), so the header value is valid.
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// `m:ss`, as the countdown shows it before the script takes over.
+pub(super) fn remaining(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}

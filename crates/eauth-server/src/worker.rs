@@ -1,0 +1,197 @@
+//! The background work of a finished sign-in: finishing sessions that ran out of time
+//! (TIMEOUT) and delivering every finished session's signed callback to its application.
+//!
+//! Each is a step the tests can drive ([`sweep_expired`], [`deliver_next`]); [`run`] is the
+//! loop around them. Callbacks are claimed from the durable outbox under a lease, so with
+//! several processes each is sent by one at a time, and a crash only delays it.
+
+use std::time::Duration;
+
+use eauth_core::{SessionStatus, callback};
+use eauth_store::{Callback, DeliveryResult};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+/// How long one delivery may take (the 5 s), and how long a claim holds beyond it.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+const LEASE_SECS: i64 = 30;
+/// How often the loop looks for expired sessions and due callbacks written by other processes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// What one delivery step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Nothing was due.
+    Idle,
+    /// A callback was attempted, with this result.
+    Attempted(DeliveryResult),
+}
+
+/// Wakes the worker when this process writes a callback, instead of waiting for the next poll.
+#[derive(Debug, Default)]
+pub struct Wakeup(Notify);
+
+impl Wakeup {
+    /// There is work.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The HTTP client for callbacks: no redirects (a 3xx is not a delivery, and following one
+/// would let a callback URL point the service elsewhere), a 5 s timeout.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(DELIVERY_TIMEOUT)
+        .user_agent(concat!("eAuthenticator/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("BUG: a client with static settings builds")
+}
+
+/// Finishes, as TIMEOUT, every pending session whose lifetime is over; returns how many.
+pub async fn sweep_expired(state: &AppState, now: i64) -> anyhow::Result<usize> {
+    let mut finished = 0;
+    for session in state.store.expired_sessions(now, 100).await? {
+        let token = state.keyring.token_for(&session.claims());
+        if state
+            .store
+            .finish_session(&session, SessionStatus::TimedOut, now, &token)
+            .await?
+        {
+            finished += 1;
+        }
+    }
+    if finished > 0 {
+        tracing::info!(finished, "sessions timed out");
+        state.wakeup.wake();
+    }
+    Ok(finished)
+}
+
+/// Claims the callback due soonest and attempts it.
+pub async fn deliver_next(state: &AppState, now: i64) -> anyhow::Result<Delivery> {
+    match state
+        .store
+        .claim_due_callback(now, now + LEASE_SECS)
+        .await?
+    {
+        Some(callback) => Ok(Delivery::Attempted(attempt(state, callback, now).await?)),
+        None => Ok(Delivery::Idle),
+    }
+}
+
+/// Attempts one callback now, if nobody else holds it: the sign-in page does this so that the
+/// backend usually knows the result before the browser arrives (guide, Step 5.1).
+pub async fn deliver_now(state: &AppState, id: Uuid) -> anyhow::Result<Delivery> {
+    let now = state.clock.now();
+    match state
+        .store
+        .claim_callback(id, now, now + LEASE_SECS)
+        .await?
+    {
+        Some(callback) => Ok(Delivery::Attempted(attempt(state, callback, now).await?)),
+        None => Ok(Delivery::Idle),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
+async fn attempt(state: &AppState, callback: Callback, now: i64) -> anyhow::Result<DeliveryResult> {
+    let outcome = send(state, &callback, now).await;
+    let result = match outcome {
+        Ok(()) => DeliveryResult::Delivered,
+        Err(error) if now - callback.created_at >= callback::RETRY_FOR_SECS => {
+            DeliveryResult::GaveUp { error }
+        }
+        Err(error) => DeliveryResult::Retry {
+            next_attempt_at: now + callback::retry_delay(callback.attempts),
+            error,
+        },
+    };
+    match &result {
+        DeliveryResult::Delivered => tracing::info!("callback delivered"),
+        DeliveryResult::Retry {
+            error,
+            next_attempt_at,
+        } => {
+            tracing::warn!(%error, retry_in = next_attempt_at - now, "callback failed; will retry");
+        }
+        DeliveryResult::GaveUp { error } => {
+            tracing::error!(%error, "callback failed for a day; given up")
+        }
+    }
+    state
+        .store
+        .record_delivery(callback.id, &result, state.clock.now())
+        .await?;
+    Ok(result)
+}
+
+/// Sends the signed GET; `Err` carries the reason in words for the log and the console.
+async fn send(state: &AppState, callback: &Callback, now: i64) -> Result<(), String> {
+    let application = state
+        .store
+        .application(callback.client_id)
+        .await
+        .map_err(|e| format!("cannot load the application: {e}"))?
+        .ok_or("the application no longer exists")?;
+    let secret = state
+        .vault
+        .open_callback_secret(callback.client_id, &application.sealed_callback_secret)
+        .map_err(|e| e.to_string())?;
+    let url = callback::signed_url(
+        &application.callback_url,
+        &secret,
+        now,
+        callback.approved,
+        &callback.session_token,
+    );
+    let response = state.http.get(url).send().await.map_err(|error| {
+        if error.is_timeout() {
+            format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())
+        } else if error.is_connect() {
+            "cannot connect to the callback URL".to_owned()
+        } else {
+            // Without the URL: it carries the session token.
+            format!("request failed: {}", error.without_url())
+        }
+    })?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the callback URL answered HTTP {}",
+            response.status().as_u16()
+        ))
+    }
+}
+
+/// Sweeps and delivers until `shutdown` turns true. A delivery in progress finishes first.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let now = state.clock.now();
+        if let Err(error) = sweep_expired(&state, now).await {
+            tracing::error!(error = ?error, "cannot finish expired sessions");
+        }
+        loop {
+            match deliver_next(&state, state.clock.now()).await {
+                Ok(Delivery::Attempted(_)) if !*shutdown.borrow() => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::error!(error = ?error, "cannot deliver callbacks");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            () = state.wakeup.0.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
