@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
 /// Every setting; the README documents each with its default.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address and port to listen on.

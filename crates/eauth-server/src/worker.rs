@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 /// How long one delivery may take (the 5 s), and how long a claim holds beyond it.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-const LEASE_SECS: i64 = 30;
+const LEASE_SECS: i64 = 15;
 /// How often the loop looks for expired sessions and due callbacks written by other processes.
 const POLL: Duration = Duration::from_secs(1);
 

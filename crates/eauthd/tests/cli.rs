@@ -206,8 +206,13 @@ impl Drop for Served {
 
 /// Starts `eauthd` and waits for its start-up line, which names the URL it serves.
 async fn serve(data_dir: &Path, database_url: Option<&str>) -> Served {
+    serve_command(eauthd(data_dir, database_url), data_dir).await
+}
+
+/// Starts the prepared `eauthd serve` command and waits for its start-up line.
+async fn serve_command(mut command: Command, data_dir: &Path) -> Served {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut child = eauthd(data_dir, database_url)
+    let mut child = command
         .env("EAUTH_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -407,4 +412,140 @@ async fn two_processes_on_one_postgres_database_behave_as_one_service() {
             "INVALID_API_KEY"
         );
     }
+}
+
+/// A callback endpoint that accepts connections and, until `answer` is set, never replies:
+/// a delivery in flight for as long as the test wants.
+struct StallingReceiver {
+    url: String,
+    answer: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl StallingReceiver {
+    async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncWriteExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!(
+            "http://127.0.0.1:{}/cb",
+            listener.local_addr().expect("address").port()
+        );
+        let answer = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen, connections) = tokio::sync::mpsc::unbounded_channel();
+        let answering = answer.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (answering, seen) = (answering.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 8192];
+                    let read = tokio::io::AsyncReadExt::read(&mut stream, &mut request)
+                        .await
+                        .unwrap_or(0);
+                    let line = String::from_utf8_lossy(&request[..read])
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    if answering.load(Ordering::SeqCst) {
+                        let _ = seen.send(line);
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    } else {
+                        let _ = seen.send(format!("stalled {line}"));
+                        // Hold the connection open without a word.
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            answer,
+            connections,
+        }
+    }
+
+    async fn next(&mut self, within: Duration) -> String {
+        tokio::time::timeout(within, self.connections.recv())
+            .await
+            .expect("a callback in time")
+            .expect("open")
+    }
+}
+
+#[tokio::test]
+async fn a_callback_cut_off_by_sigkill_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut receiver = StallingReceiver::start().await;
+    let created = {
+        let output = run(eauthd(dir.path(), None).args([
+            "admin",
+            "create-application",
+            "--name",
+            "Portal",
+            "--ip",
+            "127.0.0.1",
+            "--callback-url",
+            &receiver.url,
+            "--redirect-uri",
+            "https://portal.example.com/callback",
+            "--json",
+        ]));
+        assert!(output.status.success());
+        serde_json::from_slice::<Value>(&output.stdout).expect("JSON")
+    };
+    let (key, client_id) = (
+        created["api_key"].as_str().expect("key"),
+        created["client_id"].as_str().expect("id"),
+    );
+
+    // A session that nobody finishes ends as TIMEOUT after 2 s; its callback stalls in flight.
+    let mut first = eauthd(dir.path(), None);
+    first.env("EAUTH_SESSION_TTL_SECS", "2");
+    let served = serve_command(first, dir.path()).await;
+    let enable = json!({ "email": "user@example.com", "client_id": client_id, "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                         "action": "ENABLE", "type": "TOTP", "algorithm": "SHA1", "digits": 6, "period": 30 });
+    assert_eq!(
+        served
+            .post("/authen-api/api/v1/mfa/toggle", key, enable)
+            .await["code"],
+        "SUCCESS"
+    );
+    let answer = served
+        .post(
+            "/authen-api/api/v1/session-token",
+            key,
+            json!({ "email": "user@example.com", "client_id": client_id }),
+        )
+        .await;
+    let token = answer["data"]["session_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let stalled = receiver.next(Duration::from_secs(15)).await;
+    assert!(
+        stalled.starts_with("stalled GET /cb?result=false"),
+        "{stalled}"
+    );
+
+    // Killed mid-delivery: no chance to record anything.
+    drop(served);
+    receiver
+        .answer
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let _restarted = serve(dir.path(), None).await;
+    let delivered = receiver.next(Duration::from_secs(40)).await;
+    assert!(
+        delivered.starts_with("GET /cb?result=false&session_token="),
+        "{delivered}"
+    );
+    assert!(delivered.contains(&token), "the callback names the session");
 }

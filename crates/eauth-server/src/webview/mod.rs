@@ -672,10 +672,13 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
             };
             retry(format!("{what} {left}."))
         }
-        Verdict::Throttled { retry_at } => retry(format!(
-            "Too many wrong codes for this account. Try again in {} seconds.",
-            (retry_at - now).max(1)
-        )),
+        Verdict::Throttled { retry_at } => {
+            let wait = (retry_at - now).max(1);
+            let unit = if wait == 1 { "second" } else { "seconds" };
+            retry(format!(
+                "Too many wrong codes for this account. Try again in {wait} {unit}."
+            ))
+        }
         Verdict::Wrong { locked: true, .. } | Verdict::Locked => {
             state.wakeup.wake();
             Next::Outcome(ctx.failure(

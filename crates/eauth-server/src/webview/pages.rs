@@ -92,16 +92,17 @@ pub(super) struct Answer {
     pub(super) portal_origin: Option<String>,
 }
 
-fn render(template: &impl Template) -> Result<String, Response> {
-    template.render().map_err(|error| {
-        tracing::error!(%error, "cannot render a page");
-        (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-    })
+/// The rendered template; `None`, logged, if it fails (a bug: templates are checked at build).
+fn render(template: &impl Template) -> Option<String> {
+    template
+        .render()
+        .inspect_err(|error| tracing::error!(%error, "cannot render a page"))
+        .ok()
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let mut response = match (self.next, self.json) {
+        let rendered = match (self.next, self.json) {
             (Next::Retry(page), false) => {
                 // The form itself is a 200; shown again with a complaint, a 422.
                 let status = if page.error.is_some() {
@@ -109,36 +110,38 @@ impl IntoResponse for Answer {
                 } else {
                     StatusCode::OK
                 };
-                match render(page.as_ref()) {
-                    Ok(html) => (status, html_type(), html).into_response(),
-                    Err(response) => response,
-                }
+                render(page.as_ref()).map(|html| (status, html_type(), html).into_response())
             }
-            (Next::Retry(page), true) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({ "next": "retry", "error": page.error })),
-            )
-                .into_response(),
-            (Next::Redirect(location), false) => Redirect::to(&location).into_response(),
+            (Next::Retry(page), true) => Some(
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Json(json!({ "next": "retry", "error": page.error })),
+                )
+                    .into_response(),
+            ),
+            (Next::Redirect(location), false) => Some(Redirect::to(&location).into_response()),
             (Next::Redirect(location), true) => {
-                Json(json!({ "next": "redirect", "location": location })).into_response()
+                Some(Json(json!({ "next": "redirect", "location": location })).into_response())
             }
-            (Next::Outcome(outcome), json) => match render(&outcome) {
-                Ok(body) if json => (
+            (Next::Outcome(outcome), true) => render(&outcome).map(|body| {
+                (
                     outcome.status,
                     Json(json!({ "next": "outcome", "html": body })),
                 )
-                    .into_response(),
-                Ok(body) => match render(&OutcomePage {
-                    title: &outcome.title,
-                    body: &body,
-                }) {
-                    Ok(html) => (outcome.status, html_type(), html).into_response(),
-                    Err(response) => response,
-                },
-                Err(response) => response,
-            },
+                    .into_response()
+            }),
+            (Next::Outcome(outcome), false) => render(&outcome)
+                .and_then(|body| {
+                    render(&OutcomePage {
+                        title: &outcome.title,
+                        body: &body,
+                    })
+                })
+                .map(|html| (outcome.status, html_type(), html).into_response()),
         };
+        let mut response = rendered.unwrap_or_else(|| {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        });
         secure_headers(response.headers_mut(), self.portal_origin.as_deref());
         response
     }

@@ -103,6 +103,7 @@ pub async fn spawn_app_with(
 pub struct TestApplication {
     pub client_id: ClientId,
     pub api_key: String,
+    pub callback_secret: Option<String>,
 }
 
 impl From<Credentials> for TestApplication {
@@ -110,6 +111,7 @@ impl From<Credentials> for TestApplication {
         Self {
             client_id: credentials.client_id,
             api_key: credentials.api_key.expose().to_owned(),
+            callback_secret: Some(credentials.callback_secret.expose().to_owned()),
         }
     }
 }
@@ -140,19 +142,38 @@ impl TestApp {
 
     /// Registers an application whitelisting the given addresses.
     pub async fn create_application_for(&self, ips: &[&str]) -> TestApplication {
+        self.register(ApplicationInput {
+            name: "Test Portal".into(),
+            ips: ips.iter().map(|ip| (*ip).to_owned()).collect(),
+            callback_url: "https://portal.example.com/eauth/callback".into(),
+            redirect_uris: vec!["https://portal.example.com/callback".into()],
+            owner: None,
+        })
+        .await
+    }
+
+    /// Registers an application as described.
+    pub async fn register(&self, input: ApplicationInput) -> TestApplication {
         let admin = self.admin().await;
         let credentials = admin
-            .create_application(&ApplicationInput {
-                name: "Test Portal".into(),
-                ips: ips.iter().map(|ip| (*ip).to_owned()).collect(),
-                callback_url: "https://portal.example.com/eauth/callback".into(),
-                redirect_uris: vec!["https://portal.example.com/callback".into()],
-                owner: None,
-            })
+            .create_application(&input)
             .await
             .expect("application created");
         admin.close().await;
         credentials.into()
+    }
+
+    /// A second server on the same database and data directory: another `eauthd` process, as
+    /// far as the service can tell. Processes of one service share one public URL.
+    pub async fn spawn_twin(&self) -> (RunningServer, String) {
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            public_url: Some(self.base_url.parse().expect("url")),
+            ..self.settings.clone()
+        };
+        let server = RunningServer::start(&settings).await.expect("twin starts");
+        let url = format!("https://{}", server.local_addr);
+        (server, url)
     }
 
     /// Registers an application reachable from loopback.

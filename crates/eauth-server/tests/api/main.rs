@@ -7,5 +7,8 @@
 mod health;
 mod helpers;
 mod mfa_toggle;
+mod receiver;
+mod session_result;
 mod session_token;
 mod transport;
+mod webview;

@@ -174,6 +174,7 @@ async fn a_wrong_or_missing_api_key_is_refused(app: TestApp) {
     let unknown = TestApplication {
         client_id: eauth_core::ClientId::generate(),
         api_key: portal.api_key.clone(),
+        callback_secret: None,
     };
     assert_eq!(
         app.session_token(&unknown, "user@example.com").await.code(),
@@ -190,6 +191,7 @@ async fn the_key_of_one_application_does_not_open_another(app: TestApp) {
     let crossed = TestApplication {
         client_id: b.client_id,
         api_key: a.api_key.clone(),
+        callback_secret: None,
     };
     assert_eq!(
         app.session_token(&crossed, "user@example.com").await.code(),
@@ -222,6 +224,7 @@ async fn a_rotated_key_stops_working_at_once(app: TestApp) {
     let rotated = TestApplication {
         client_id: portal.client_id,
         api_key: new_key.expose().to_owned(),
+        callback_secret: None,
     };
     assert_eq!(
         app.session_token(&rotated, "user@example.com").await.code(),
