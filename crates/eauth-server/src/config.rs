@@ -112,7 +112,9 @@ impl Settings {
     fn env() -> Env {
         // `EAUTH_LOG` (the log filter) and `EAUTH_CONFIG` (the file) are read by the binary;
         // they are listed so that they are not reported as unknown, and dropped here.
-        Env::prefixed("EAUTH_").only(&ENV_KEYS).ignore(&["log", "config"])
+        Env::prefixed("EAUTH_")
+            .only(&ENV_KEYS)
+            .ignore(&["log", "config"])
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
