@@ -3,4 +3,5 @@
 //! their codes, once or live.
 
 pub mod account;
+pub mod store;
 pub mod uri;
