@@ -3,5 +3,6 @@
 //! their codes, once or live.
 
 pub mod account;
+pub mod qr;
 pub mod store;
 pub mod uri;
