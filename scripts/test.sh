@@ -4,6 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ---- tools the tests need from Debian -------------------------------------------------------
+# eauth-cli's tests compare codes with oathtool and read QR images made by qrencode. Without
+# them those tests fail (they never skip), so install whatever is missing; idempotent and quiet.
+missing=()
+for tool in oathtool qrencode; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "== installing ${missing[*]} (Debian packages)"
+  sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# ----------------------------------------------------------------------------------------------
+
 echo "== formatting"
 cargo fmt --all -- --check
 
