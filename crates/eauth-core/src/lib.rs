@@ -7,7 +7,9 @@
 pub mod application;
 pub mod callback;
 pub mod credentials;
+pub mod device;
 pub mod email;
+pub mod push;
 pub mod session;
 pub mod signin;
 pub mod totp;
@@ -15,7 +17,9 @@ pub mod vault;
 
 pub use application::{ApplicationName, CallbackUrl, ClientId, IpAllowList, RedirectUri};
 pub use credentials::{ApiKey, ApiKeyHash, CallbackSecret};
+pub use device::{DeviceId, DeviceKey, DeviceName, DevicePublicKey};
 pub use email::Email;
+pub use push::MatchNumber;
 pub use session::{SessionClaims, SessionKey, SessionKeyring, SessionStatus, TokenError};
 pub use totp::{Algorithm, CodeRejected, TotpCode, TotpParams, TotpSecret};
 pub use vault::{MasterKey, Vault, VaultError};
