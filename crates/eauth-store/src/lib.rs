@@ -88,7 +88,7 @@ macro_rules! application_columns {
 macro_rules! session_columns {
     () => {
         "id, client_id, email, status, created_at, expires_at, finished_at, failed_attempts, signin_method, \
-         source_ip"
+         source_ip, push_number, push_failures"
     };
 }
 
@@ -140,6 +140,52 @@ macro_rules! finish_in {
         finished
     }};
 }
+
+/// How a transaction holds a session's and an enrollment's rows until it ends: `BEGIN
+/// IMMEDIATE` on SQLite (one writer at a time), `SELECT ... FOR UPDATE` on PostgreSQL.
+struct RowLocks {
+    begin: &'static str,
+    /// What follows a `SELECT` to lock the rows it reads: empty on SQLite.
+    lock: &'static str,
+    /// Binds the session id.
+    session: sqlx::AssertSqlSafe<String>,
+    /// Binds client_id and email.
+    enrollment: sqlx::AssertSqlSafe<String>,
+}
+
+/// Applies to the enrollment inside `$tx` what a code verdict does to it: a right code marks
+/// its step used and clears the failures; a wrong one counts a failure and may lock it.
+macro_rules! judge_enrollment_in {
+    ($tx:expr, $client_id:expr, $email:expr, $verdict:expr, $now:expr) => {{
+        let (client_id, email) = ($client_id.to_string(), $email.as_str().to_owned());
+        match $verdict {
+            Verdict::Approved { step } => {
+                let step = i64::try_from(step).map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
+                sqlx::query(
+                    "UPDATE enrollments SET last_used_step = $3, consecutive_failures = 0, last_failure_at = NULL
+                     WHERE client_id = $1 AND email = $2",
+                )
+                .bind(&client_id).bind(&email).bind(step)
+                .execute(&mut *$tx).await?;
+            }
+            Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
+                sqlx::query(
+                    "UPDATE enrollments SET consecutive_failures = consecutive_failures + 1,
+                         last_failure_at = $3, locked_at = CASE WHEN $4 THEN $3 ELSE locked_at END
+                     WHERE client_id = $1 AND email = $2",
+                )
+                .bind(&client_id).bind(&email).bind($now).bind(locked)
+                .execute(&mut *$tx).await?;
+            }
+            Verdict::Throttled { .. } | Verdict::Locked => {}
+        }
+    }};
+}
+
+// After the macros, which it uses.
+mod devices;
+
+pub use devices::{Device, PendingSignin, PushAttempt, Registration};
 
 /// What [`Store::attempt`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,32 +385,42 @@ impl Store {
     }
 
     /// Stores a user's TOTP enrollment, replacing any earlier one together with its replay,
-    /// failure and lock state (a new secret starts a new history).
+    /// failure and lock state (a new secret starts a new history) and its devices (which
+    /// proved only the old secret), in one transaction.
     pub async fn upsert_enrollment(&self, enrollment: &NewEnrollment, now: i64) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO enrollments (client_id, email, sealed_secret, algorithm, digits, period,
-                 last_used_step, consecutive_failures, locked_at, enabled_at)
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, NULL, $7)
-             ON CONFLICT (client_id, email) DO UPDATE SET
-                 sealed_secret = excluded.sealed_secret, algorithm = excluded.algorithm,
-                 digits = excluded.digits, period = excluded.period, last_used_step = NULL,
-                 consecutive_failures = 0, last_failure_at = NULL, locked_at = NULL,
-                 enabled_at = excluded.enabled_at",
-        )
-        .bind(enrollment.client_id.to_string())
-        .bind(enrollment.email.as_str())
-        .bind(&enrollment.sealed_secret)
-        .bind(enrollment.params.algorithm().as_str())
-        .bind(i32::from(enrollment.params.digits()))
-        .bind(i32::from(enrollment.params.period()))
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(drop)?);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO enrollments (client_id, email, sealed_secret, algorithm, digits, period,
+                     last_used_step, consecutive_failures, locked_at, enabled_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, NULL, $7)
+                 ON CONFLICT (client_id, email) DO UPDATE SET
+                     sealed_secret = excluded.sealed_secret, algorithm = excluded.algorithm,
+                     digits = excluded.digits, period = excluded.period, last_used_step = NULL,
+                     consecutive_failures = 0, last_failure_at = NULL, locked_at = NULL,
+                     enabled_at = excluded.enabled_at",
+            )
+            .bind(enrollment.client_id.to_string())
+            .bind(enrollment.email.as_str())
+            .bind(&enrollment.sealed_secret)
+            .bind(enrollment.params.algorithm().as_str())
+            .bind(i32::from(enrollment.params.digits()))
+            .bind(i32::from(enrollment.params.period()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM devices WHERE client_id = $1 AND email = $2")
+                .bind(enrollment.client_id.to_string())
+                .bind(enrollment.email.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
-    /// Removes a user's enrollment, and its secret with it; `false` if there was none.
+    /// Removes a user's enrollment, and its secret and devices with it (by cascade); `false`
+    /// if there was none.
     pub async fn delete_enrollment(&self, client_id: ClientId, email: &Email) -> Result<bool> {
         let deleted = on_pool!(self, pool => sqlx::query(
             "DELETE FROM enrollments WHERE client_id = $1 AND email = $2",
@@ -485,6 +541,33 @@ impl Store {
         rows.into_iter().map(Session::try_from).collect()
     }
 
+    fn row_locks(&self) -> RowLocks {
+        let (begin, lock) = match self.pool {
+            Pool::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
+            Pool::Postgres(_) => ("BEGIN", " FOR UPDATE"),
+        };
+        RowLocks {
+            begin,
+            lock,
+            session: sqlx::AssertSqlSafe(format!(
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE id = $1{}"
+                ),
+                lock
+            )),
+            enrollment: sqlx::AssertSqlSafe(format!(
+                concat!(
+                    "SELECT ",
+                    enrollment_columns!(),
+                    " FROM enrollments WHERE client_id = $1 AND email = $2{}"
+                ),
+                lock
+            )),
+        }
+    }
+
     /// One code attempt on a session. With the session's and the enrollment's rows locked
     /// (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), `judge` rules on the stored
     /// state, and its verdict is applied in the same transaction: the step marked used, failures
@@ -497,37 +580,18 @@ impl Store {
         session_token: &str,
         judge: impl FnOnce(&Session, &Enrollment) -> Result<Verdict, eauth_core::VaultError>,
     ) -> Result<Attempt> {
-        let (begin, lock) = match self.pool {
-            Pool::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
-            Pool::Postgres(_) => ("BEGIN", " FOR UPDATE"),
-        };
-        let session_sql = sqlx::AssertSqlSafe(format!(
-            concat!(
-                "SELECT ",
-                session_columns!(),
-                " FROM sessions WHERE id = $1{}"
-            ),
-            lock
-        ));
-        let enrollment_sql = sqlx::AssertSqlSafe(format!(
-            concat!(
-                "SELECT ",
-                enrollment_columns!(),
-                " FROM enrollments WHERE client_id = $1 AND email = $2{}"
-            ),
-            lock
-        ));
+        let locks = self.row_locks();
         on_pool!(self, pool => {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut tx = pool.begin_with(locks.begin).await?;
             let row: Option<SessionRow> =
-                sqlx::query_as(session_sql).bind(session_id.to_string()).fetch_optional(&mut *tx).await?;
+                sqlx::query_as(locks.session).bind(session_id.to_string()).fetch_optional(&mut *tx).await?;
             let Some(mut session) = row.map(Session::try_from).transpose()? else {
                 return Ok(Attempt::UnknownSession);
             };
             if session.status != SessionStatus::Pending || session.expires_at <= now {
                 return Ok(Attempt::NotPending(session));
             }
-            let row: Option<EnrollmentRow> = sqlx::query_as(enrollment_sql)
+            let row: Option<EnrollmentRow> = sqlx::query_as(locks.enrollment)
                 .bind(session.client_id.to_string())
                 .bind(session.email.as_str())
                 .fetch_optional(&mut *tx)
@@ -536,32 +600,15 @@ impl Store {
                 return Ok(Attempt::NotEnrolled);
             };
             let verdict = judge(&session, &enrollment).map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
-            let (client_id, email) = (session.client_id.to_string(), session.email.as_str().to_owned());
+            judge_enrollment_in!(tx, session.client_id, session.email, verdict, now);
             let finish_as = match verdict {
-                Verdict::Approved { step } => {
-                    let step = i64::try_from(step).map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
-                    sqlx::query(
-                        "UPDATE enrollments SET last_used_step = $3, consecutive_failures = 0, last_failure_at = NULL
-                         WHERE client_id = $1 AND email = $2",
-                    )
-                    .bind(&client_id).bind(&email).bind(step)
-                    .execute(&mut *tx).await?;
-                    Some(SessionStatus::Approved)
-                }
+                Verdict::Approved { .. } => Some(SessionStatus::Approved),
                 Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
-                    sqlx::query(
-                        "UPDATE enrollments SET consecutive_failures = consecutive_failures + 1,
-                             last_failure_at = $3, locked_at = CASE WHEN $4 THEN $3 ELSE locked_at END
-                         WHERE client_id = $1 AND email = $2",
-                    )
-                    .bind(&client_id).bind(&email).bind(now).bind(locked)
-                    .execute(&mut *tx).await?;
                     sqlx::query("UPDATE sessions SET failed_attempts = failed_attempts + 1 WHERE id = $1")
                         .bind(session.id.to_string())
                         .execute(&mut *tx).await?;
                     session.failed_attempts += 1;
-                    matches!(verdict, Verdict::Exhausted { .. } | Verdict::Wrong { locked: true, .. })
-                        .then_some(SessionStatus::Rejected)
+                    (matches!(verdict, Verdict::Exhausted { .. }) || locked).then_some(SessionStatus::Rejected)
                 }
                 // A locked enrollment cannot finish this sign-in any other way.
                 Verdict::Locked => Some(SessionStatus::Rejected),

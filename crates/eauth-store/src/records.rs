@@ -4,8 +4,8 @@
 //! reported as corruption, never passed on unchecked.
 
 use eauth_core::{
-    Algorithm, ApiKeyHash, ApplicationName, CallbackUrl, ClientId, Email, IpAllowList, RedirectUri,
-    SessionClaims, SessionStatus, TotpParams, signin::AttemptState,
+    Algorithm, ApiKeyHash, ApplicationName, CallbackUrl, ClientId, Email, IpAllowList, MatchNumber,
+    RedirectUri, SessionClaims, SessionStatus, TotpParams, signin::AttemptState,
 };
 use uuid::Uuid;
 
@@ -50,7 +50,7 @@ pub(crate) struct ApplicationRow {
     created_at: i64,
 }
 
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
 
@@ -203,6 +203,10 @@ pub struct Session {
     pub signin_method: Option<String>,
     /// The browser's address when it first opened the sign-in page.
     pub source_ip: Option<String>,
+    /// The number the sign-in page shows for push approval, once it showed one.
+    pub push_number: Option<MatchNumber>,
+    /// Wrong numbers the app sent so far.
+    pub push_failures: u32,
 }
 
 impl Session {
@@ -225,6 +229,8 @@ impl Session {
             failed_attempts: 0,
             signin_method: None,
             source_ip: None,
+            push_number: None,
+            push_failures: 0,
         }
     }
 
@@ -252,6 +258,8 @@ pub(crate) struct SessionRow {
     failed_attempts: i32,
     signin_method: Option<String>,
     source_ip: Option<String>,
+    push_number: Option<i32>,
+    push_failures: i32,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -271,6 +279,12 @@ impl TryFrom<SessionRow> for Session {
                 .map_err(|e| corrupt("failed_attempts", e))?,
             signin_method: row.signin_method,
             source_ip: row.source_ip,
+            push_number: row
+                .push_number
+                .map(|n| MatchNumber::new(n.into()).ok_or_else(|| corrupt("push_number", n)))
+                .transpose()?,
+            push_failures: u32::try_from(row.push_failures)
+                .map_err(|e| corrupt("push_failures", e))?,
         })
     }
 }

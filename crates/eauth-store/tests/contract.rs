@@ -2,12 +2,14 @@
 //! `EAUTH_TEST_DATABASE_URL` is set. A behaviour that differs between backends fails here.
 
 use eauth_core::{
-    Algorithm, ApiKey, ApplicationName, CallbackUrl, ClientId, CodeRejected, Email, IpAllowList,
-    RedirectUri, SessionStatus, TotpParams, signin::Verdict,
+    Algorithm, ApiKey, ApplicationName, CallbackUrl, ClientId, CodeRejected, DeviceId, DeviceKey,
+    DeviceName, Email, IpAllowList, MatchNumber, RedirectUri, SessionStatus, TotpParams,
+    push::{PushVerdict, RejectReason},
+    signin::Verdict,
 };
 use eauth_store::{
-    Application, Attempt, CallbackStatus, DeliveryResult, NewEnrollment, Session, Store,
-    StoreError, StoredSessionKey,
+    Application, Attempt, CallbackStatus, DeliveryResult, Device, NewEnrollment, PushAttempt,
+    Registration, Session, Store, StoreError, StoredSessionKey,
     testing::{Backend, TestDatabase},
 };
 use uuid::Uuid;
@@ -43,6 +45,15 @@ contract!(
     a_due_callback_is_claimed_by_one_worker_until_its_lease_ends,
     delivery_results_are_recorded,
     expired_pending_sessions_are_found_oldest_first,
+    a_device_is_stored_only_with_an_approved_code_and_its_step_is_used,
+    a_refused_registration_counts_a_failure_and_stores_no_device,
+    enabling_again_or_disabling_removes_the_users_devices_only,
+    a_nonce_is_accepted_once_per_signer_until_it_is_pruned,
+    a_sign_in_keeps_the_number_it_first_offered_and_is_listed_only_then,
+    push_decisions_reach_only_the_devices_own_offered_sign_ins,
+    wrong_numbers_count_and_the_last_one_rejects_with_a_callback,
+    an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failures,
+    a_decision_after_expiry_times_the_sign_in_out_unjudged,
 );
 
 async fn run<F, Fut>(backend: Backend, test: F)
@@ -761,4 +772,478 @@ async fn expired_pending_sessions_are_found_oldest_first(store: Store) {
         .map(|s| s.id)
         .collect();
     assert_eq!(expired, [later.id]);
+}
+
+fn device_of(session: &Session, at: i64) -> Device {
+    Device {
+        id: DeviceId::generate(),
+        client_id: session.client_id,
+        email: session.email.clone(),
+        public_key: DeviceKey::generate().public_key(),
+        name: DeviceName::parse("eauth on laptop").expect("name"),
+        created_at: at,
+    }
+}
+
+/// A pending session (see [`pending_session`]) and a registered device of its user.
+async fn session_with_device(store: &Store) -> (Session, Device) {
+    let pending = pending_session(store).await;
+    let device = device_of(&pending, NOW);
+    let registered = store
+        .register_device(&device, |_| Ok(Verdict::Approved { step: 7 }))
+        .await
+        .expect("register");
+    assert_eq!(
+        registered,
+        Registration::Judged(Verdict::Approved { step: 7 })
+    );
+    (pending, device)
+}
+
+async fn enrollment_of(store: &Store, session: &Session) -> eauth_store::Enrollment {
+    store
+        .enrollment(session.client_id, &session.email)
+        .await
+        .expect("read")
+        .expect("enrolled")
+}
+
+async fn a_device_is_stored_only_with_an_approved_code_and_its_step_is_used(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    assert_eq!(
+        store.device(device.id).await.expect("read"),
+        Some(device.clone())
+    );
+    assert_eq!(
+        store
+            .devices_of(pending.client_id, &pending.email)
+            .await
+            .expect("list"),
+        [device.clone()]
+    );
+    assert_eq!(
+        enrollment_of(&store, &pending).await.last_used_step,
+        Some(7)
+    );
+
+    // The same key again: a conflict, and the code's step is not used either.
+    let twin = Device {
+        id: DeviceId::generate(),
+        ..device.clone()
+    };
+    assert!(matches!(
+        store
+            .register_device(&twin, |enrollment| {
+                assert_eq!(enrollment.last_used_step, Some(7));
+                Ok(Verdict::Approved { step: 8 })
+            })
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        enrollment_of(&store, &pending).await.last_used_step,
+        Some(7)
+    );
+    assert_eq!(store.device(twin.id).await.expect("read"), None);
+
+    assert!(store.delete_device(device.id).await.expect("delete"));
+    assert!(!store.delete_device(device.id).await.expect("delete"));
+    assert_eq!(store.device(device.id).await.expect("read"), None);
+}
+
+async fn a_refused_registration_counts_a_failure_and_stores_no_device(store: Store) {
+    let pending = pending_session(&store).await;
+    let device = device_of(&pending, NOW);
+    let wrong = Verdict::Wrong {
+        reason: CodeRejected::Replayed,
+        attempts_left: 4,
+        locked: false,
+    };
+    assert_eq!(
+        store
+            .register_device(&device, |_| Ok(wrong))
+            .await
+            .expect("register"),
+        Registration::Judged(wrong)
+    );
+    assert_eq!(store.device(device.id).await.expect("read"), None);
+    let enrollment = enrollment_of(&store, &pending).await;
+    assert_eq!(
+        (enrollment.consecutive_failures, enrollment.last_failure_at),
+        (1, Some(NOW))
+    );
+    let throttled = Verdict::Throttled { retry_at: NOW + 9 };
+    store
+        .register_device(&device, |_| Ok(throttled))
+        .await
+        .expect("register");
+    assert_eq!(
+        enrollment_of(&store, &pending).await.consecutive_failures,
+        1
+    );
+
+    let stranger = Device {
+        email: Email::parse("nobody@example.com").expect("email"),
+        ..device
+    };
+    assert_eq!(
+        store
+            .register_device(&stranger, |_| panic!("not judged"))
+            .await
+            .expect("register"),
+        Registration::NotEnrolled
+    );
+}
+
+async fn enabling_again_or_disabling_removes_the_users_devices_only(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    let john = Email::parse("john@example.com").expect("email");
+    store
+        .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
+        .await
+        .expect("enable");
+    let johns = device_of(&session(pending.client_id, &john), NOW);
+    store
+        .register_device(&johns, |_| Ok(Verdict::Approved { step: 1 }))
+        .await
+        .expect("register");
+
+    store
+        .upsert_enrollment(&enrollment_for(&pending), NOW + 1)
+        .await
+        .expect("enable again");
+    assert_eq!(store.device(device.id).await.expect("read"), None);
+    assert!(store.device(johns.id).await.expect("read").is_some());
+
+    store
+        .delete_enrollment(pending.client_id, &john)
+        .await
+        .expect("disable");
+    assert_eq!(store.device(johns.id).await.expect("read"), None);
+}
+
+async fn a_nonce_is_accepted_once_per_signer_until_it_is_pruned(store: Store) {
+    assert!(
+        store
+            .remember_nonce("device-a", "n1", NOW + 60)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        !store
+            .remember_nonce("device-a", "n1", NOW + 61)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        store
+            .remember_nonce("device-b", "n1", NOW + 60)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        store
+            .remember_nonce("device-a", "n2", NOW + 90)
+            .await
+            .expect("insert")
+    );
+
+    assert_eq!(
+        store.prune_nonces(NOW + 60).await.expect("prune"),
+        0,
+        "still fresh"
+    );
+    assert_eq!(store.prune_nonces(NOW + 61).await.expect("prune"), 2);
+    assert!(
+        !store
+            .remember_nonce("device-a", "n2", NOW + 90)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        store
+            .remember_nonce("device-a", "n1", NOW + 120)
+            .await
+            .expect("insert")
+    );
+}
+
+fn number(n: i64) -> MatchNumber {
+    MatchNumber::new(n).expect("number")
+}
+
+async fn a_sign_in_keeps_the_number_it_first_offered_and_is_listed_only_then(store: Store) {
+    let pending = pending_session(&store).await;
+    let listed = |at: i64| {
+        let store = store.clone();
+        let pending = pending.clone();
+        async move {
+            store
+                .pending_signins(pending.client_id, &pending.email, at)
+                .await
+                .expect("list")
+        }
+    };
+    assert!(listed(NOW).await.is_empty(), "no number shown yet");
+    assert_eq!(
+        store
+            .offer_push(pending.id, number(42))
+            .await
+            .expect("offer"),
+        Some(number(42))
+    );
+    assert_eq!(
+        store
+            .offer_push(pending.id, number(17))
+            .await
+            .expect("offer"),
+        Some(number(42))
+    );
+    store
+        .record_page_open(pending.id, "redirect", "203.0.113.9")
+        .await
+        .expect("open");
+    let signins = listed(NOW + 1).await;
+    assert_eq!(signins.len(), 1);
+    assert_eq!(
+        (
+            signins[0].id,
+            signins[0].application.as_str(),
+            signins[0].created_at,
+            signins[0].expires_at,
+            signins[0].source_ip.as_deref()
+        ),
+        (pending.id, "Portal", NOW, NOW + 120, Some("203.0.113.9"))
+    );
+    let read = store
+        .session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (read.push_number, read.push_failures),
+        (Some(number(42)), 0)
+    );
+    assert!(listed(NOW + 120).await.is_empty(), "past its lifetime");
+
+    let other = Email::parse("john@example.com").expect("email");
+    assert!(
+        store
+            .pending_signins(pending.client_id, &other, NOW)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    store
+        .finish_session(&pending, SessionStatus::Rejected, NOW + 2, "tok")
+        .await
+        .expect("finish");
+    assert!(listed(NOW + 3).await.is_empty());
+    assert_eq!(
+        store
+            .offer_push(pending.id, number(55))
+            .await
+            .expect("offer"),
+        None
+    );
+}
+
+fn never_judged(_: &Session, _: &eauth_store::Enrollment) -> PushVerdict {
+    panic!("must not be judged")
+}
+
+async fn push_decisions_reach_only_the_devices_own_offered_sign_ins(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    let decide = |session: Uuid, device: DeviceId| {
+        let store = store.clone();
+        async move {
+            store
+                .push_decision(session, device, NOW + 1, "tok", never_judged)
+                .await
+                .expect("decide")
+        }
+    };
+    assert_eq!(
+        decide(pending.id, device.id).await,
+        PushAttempt::NotFound,
+        "not offered"
+    );
+    store
+        .offer_push(pending.id, number(42))
+        .await
+        .expect("offer");
+    assert_eq!(
+        decide(Uuid::new_v4(), device.id).await,
+        PushAttempt::NotFound
+    );
+    assert_eq!(
+        decide(pending.id, DeviceId::generate()).await,
+        PushAttempt::DeviceGone
+    );
+
+    // Another user of the same application, with a device of their own.
+    let john = Email::parse("john@example.com").expect("email");
+    store
+        .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
+        .await
+        .expect("enable");
+    let johns = device_of(&session(pending.client_id, &john), NOW);
+    store
+        .register_device(&johns, |_| Ok(Verdict::Approved { step: 1 }))
+        .await
+        .expect("register");
+    assert_eq!(decide(pending.id, johns.id).await, PushAttempt::NotFound);
+    assert_eq!(
+        store.session(pending.id).await.expect("read"),
+        Some(Session {
+            push_number: Some(number(42)),
+            ..pending.clone()
+        }),
+        "nothing changed"
+    );
+
+    store.delete_device(device.id).await.expect("delete");
+    assert_eq!(decide(pending.id, device.id).await, PushAttempt::DeviceGone);
+}
+
+async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    store
+        .offer_push(pending.id, number(42))
+        .await
+        .expect("offer");
+    let wrong = PushVerdict::WrongNumber { attempts_left: 2 };
+    let attempt = store
+        .push_decision(pending.id, device.id, NOW, "tok", |session, _| {
+            assert_eq!(session.push_number, Some(number(42)));
+            wrong
+        })
+        .await
+        .expect("decide");
+    let PushAttempt::Judged { verdict, session } = attempt else {
+        panic!("judged: {attempt:?}");
+    };
+    assert_eq!(
+        (verdict, session.push_failures, session.status),
+        (wrong, 1, SessionStatus::Pending)
+    );
+    assert!(
+        store
+            .callback_of_session(pending.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    let rejected = PushVerdict::Rejected(RejectReason::WrongNumbers);
+    let attempt = store
+        .push_decision(pending.id, device.id, NOW + 1, "tok", |session, _| {
+            assert_eq!(session.push_failures, 1);
+            rejected
+        })
+        .await
+        .expect("decide");
+    let PushAttempt::Judged { session, .. } = attempt else {
+        panic!("judged: {attempt:?}");
+    };
+    assert_eq!(
+        (session.status, session.push_failures),
+        (SessionStatus::Rejected, 2)
+    );
+    let stored = store
+        .session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (stored.status, stored.finished_at),
+        (SessionStatus::Rejected, Some(NOW + 1))
+    );
+    let callback = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("written");
+    assert!(!callback.approved);
+    assert!(matches!(
+        store
+            .push_decision(pending.id, device.id, NOW + 2, "tok", never_judged)
+            .await
+            .expect("decide"),
+        PushAttempt::NotPending(_)
+    ));
+}
+
+async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failures(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    store
+        .attempt(pending.id, NOW, "tok", |_, _| {
+            Ok(Verdict::Wrong {
+                reason: CodeRejected::Wrong,
+                attempts_left: 4,
+                locked: false,
+            })
+        })
+        .await
+        .expect("attempt");
+    store
+        .offer_push(pending.id, number(42))
+        .await
+        .expect("offer");
+    let attempt = store
+        .push_decision(pending.id, device.id, NOW + 1, "tok", |_, enrollment| {
+            assert_eq!(enrollment.consecutive_failures, 1);
+            PushVerdict::Approved
+        })
+        .await
+        .expect("decide");
+    let PushAttempt::Judged { session, .. } = attempt else {
+        panic!("judged: {attempt:?}");
+    };
+    assert_eq!(session.status, SessionStatus::Approved);
+    let callback = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("written");
+    assert!(callback.approved);
+    assert_eq!(callback.session_token, "tok");
+    assert_eq!(
+        enrollment_of(&store, &pending).await.consecutive_failures,
+        0
+    );
+}
+
+async fn a_decision_after_expiry_times_the_sign_in_out_unjudged(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    store
+        .offer_push(pending.id, number(42))
+        .await
+        .expect("offer");
+    let attempt = store
+        .push_decision(
+            pending.id,
+            device.id,
+            pending.expires_at,
+            "tok",
+            never_judged,
+        )
+        .await
+        .expect("decide");
+    let PushAttempt::NotPending(session) = attempt else {
+        panic!("not pending: {attempt:?}");
+    };
+    assert_eq!(session.status, SessionStatus::TimedOut);
+    let stored = store
+        .session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(stored.status, SessionStatus::TimedOut);
+    let callback = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("written");
+    assert!(!callback.approved);
 }

@@ -1,0 +1,374 @@
+//! Push approval's storage: the app's registered devices, the nonces of their signed requests,
+//! the number a pending sign-in shows, and what an approval or a denial does to a sign-in.
+//!
+//! Registration and decisions run like [`Store::attempt`]: the rows they depend on are locked,
+//! a pure rule of `eauth-core` judges what was read, and the verdict is written in the same
+//! transaction, so concurrent requests from any process are judged one after the other.
+
+use eauth_core::{
+    ApplicationName, ClientId, DeviceId, DeviceName, DevicePublicKey, Email, MatchNumber,
+    SessionStatus, VaultError, push::PushVerdict, signin::Verdict,
+};
+use uuid::Uuid;
+
+use crate::{
+    Enrollment, Pool, Result, Session, Store, StoreError,
+    records::{EnrollmentRow, SessionRow, corrupt},
+};
+
+/// The columns of [`DeviceRow`].
+macro_rules! device_columns {
+    () => {
+        "id, client_id, email, public_key, name, created_at"
+    };
+}
+
+/// A registered device of the eAuthenticator app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its id, named in every request it signs.
+    pub id: DeviceId,
+    /// The application of its enrollment.
+    pub client_id: ClientId,
+    /// The user of its enrollment.
+    pub email: Email,
+    /// The key its requests are signed with.
+    pub public_key: DevicePublicKey,
+    /// What the user calls it.
+    pub name: DeviceName,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    id: String,
+    client_id: String,
+    email: String,
+    public_key: Vec<u8>,
+    name: String,
+    created_at: i64,
+}
+
+impl TryFrom<DeviceRow> for Device {
+    type Error = StoreError;
+
+    fn try_from(row: DeviceRow) -> Result<Self> {
+        Ok(Self {
+            id: DeviceId::parse(&row.id).map_err(|e| corrupt("device id", e))?,
+            client_id: ClientId::parse(&row.client_id).map_err(|e| corrupt("client_id", e))?,
+            email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
+            public_key: DevicePublicKey::from_bytes(&row.public_key)
+                .ok_or_else(|| corrupt("public_key", "not 32 bytes"))?,
+            name: DeviceName::parse(&row.name).map_err(|e| corrupt("device name", e))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// What [`Store::register_device`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Nobody with this client_id and email is enrolled; nothing was judged.
+    NotEnrolled,
+    /// The code's verdict, already applied; the device is stored when it is `Approved`.
+    Judged(Verdict),
+}
+
+/// A pending sign-in as the app lists it: never its number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignin {
+    /// The session's id.
+    pub id: Uuid,
+    /// The application signed in to.
+    pub application: ApplicationName,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The browser's address when it opened the sign-in page.
+    pub source_ip: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingSigninRow {
+    id: String,
+    name: String,
+    created_at: i64,
+    expires_at: i64,
+    source_ip: Option<String>,
+}
+
+/// What [`Store::push_decision`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushAttempt {
+    /// The device is no longer registered (removed by `mfa/toggle` or the console).
+    DeviceGone,
+    /// No sign-in of this device's enrollment with this id shows a number: unknown, another
+    /// user's, or never offered. Indistinguishable on purpose.
+    NotFound,
+    /// The sign-in is over, or its lifetime is (then it was just finished as TIMEOUT, with
+    /// its callback); nothing was judged.
+    NotPending(Session),
+    /// The verdict, already applied: the session as it now stands.
+    Judged {
+        /// What the rule decided.
+        verdict: PushVerdict,
+        /// The session after the decision.
+        session: Session,
+    },
+}
+
+impl Store {
+    /// Registers `device` if `judge` approves the code it came with: with the enrollment's row
+    /// locked, the verdict is applied as a code's on the sign-in page is (the step marked used,
+    /// or a failure counted towards throttling and the lock) and the device inserted, all in
+    /// one transaction. A public key registered already is a [`StoreError::Conflict`], and
+    /// then nothing is written, the code's step included.
+    pub async fn register_device(
+        &self,
+        device: &Device,
+        judge: impl FnOnce(&Enrollment) -> Result<Verdict, VaultError>,
+    ) -> Result<Registration> {
+        let locks = self.row_locks();
+        let now = device.created_at;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(locks.begin).await?;
+            let row: Option<EnrollmentRow> = sqlx::query_as(locks.enrollment)
+                .bind(device.client_id.to_string())
+                .bind(device.email.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
+                return Ok(Registration::NotEnrolled);
+            };
+            let verdict = judge(&enrollment)
+                .map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
+            judge_enrollment_in!(tx, device.client_id, device.email, verdict, now);
+            if let Verdict::Approved { .. } = verdict {
+                sqlx::query(concat!(
+                    "INSERT INTO devices (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"
+                ))
+                .bind(device.id.to_string())
+                .bind(device.client_id.to_string())
+                .bind(device.email.as_str())
+                .bind(device.public_key.as_bytes().as_slice())
+                .bind(device.name.as_str())
+                .bind(device.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(Registration::Judged(verdict))
+        })
+    }
+
+    /// The device with this id.
+    pub async fn device(&self, id: DeviceId) -> Result<Option<Device>> {
+        let row: Option<DeviceRow> = on_pool!(self, pool => sqlx::query_as(
+            concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1"),
+        )
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?);
+        row.map(Device::try_from).transpose()
+    }
+
+    /// A user's devices, oldest first (for the console, and to know whether to offer push).
+    pub async fn devices_of(&self, client_id: ClientId, email: &Email) -> Result<Vec<Device>> {
+        let rows: Vec<DeviceRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+            "SELECT ", device_columns!(),
+            " FROM devices WHERE client_id = $1 AND email = $2 ORDER BY created_at, id"
+        ))
+        .bind(client_id.to_string())
+        .bind(email.as_str())
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(Device::try_from).collect()
+    }
+
+    /// Removes a device; `false` if there was none.
+    pub async fn delete_device(&self, id: DeviceId) -> Result<bool> {
+        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(deleted == 1)
+    }
+
+    /// Records that `signer` used `nonce` in a request that is fresh until `expires_at`;
+    /// `false`, with nothing written, if it had used it already: a replay. The primary key
+    /// decides, so two processes receiving the same request cannot both accept it.
+    pub async fn remember_nonce(&self, signer: &str, nonce: &str, expires_at: i64) -> Result<bool> {
+        let inserted = on_pool!(self, pool => sqlx::query(
+            "INSERT INTO app_nonces (signer, nonce, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (signer, nonce) DO NOTHING",
+        )
+        .bind(signer)
+        .bind(nonce)
+        .bind(expires_at)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(inserted == 1)
+    }
+
+    /// Forgets the nonces of requests that can no longer be fresh at `now`; returns how many.
+    pub async fn prune_nonces(&self, now: i64) -> Result<u64> {
+        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM app_nonces WHERE expires_at < $1")
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(deleted)
+    }
+
+    /// The number a pending sign-in shows: `candidate` the first time it is asked, the same
+    /// number ever after. `None` once the sign-in is no longer pending.
+    pub async fn offer_push(
+        &self,
+        session_id: Uuid,
+        candidate: MatchNumber,
+    ) -> Result<Option<MatchNumber>> {
+        let stored: Option<Option<i32>> = on_pool!(self, pool => sqlx::query_scalar(
+            "UPDATE sessions SET push_number = COALESCE(push_number, $2)
+             WHERE id = $1 AND status = 'PENDING' RETURNING push_number",
+        )
+        .bind(session_id.to_string())
+        .bind(i32::from(candidate.get()))
+        .fetch_optional(pool)
+        .await?);
+        stored
+            .flatten()
+            .map(|n| MatchNumber::new(n.into()).ok_or_else(|| corrupt("push_number", n)))
+            .transpose()
+    }
+
+    /// The sign-ins of a user that the app can act on at `now`: pending, within their lifetime
+    /// and showing a number; oldest first.
+    pub async fn pending_signins(
+        &self,
+        client_id: ClientId,
+        email: &Email,
+        now: i64,
+    ) -> Result<Vec<PendingSignin>> {
+        let rows: Vec<PendingSigninRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT s.id, a.name, s.created_at, s.expires_at, s.source_ip
+             FROM sessions s JOIN applications a ON a.client_id = s.client_id
+             WHERE s.client_id = $1 AND s.email = $2 AND s.status = 'PENDING' AND s.expires_at > $3
+                 AND s.push_number IS NOT NULL
+             ORDER BY s.created_at, s.id",
+        )
+        .bind(client_id.to_string())
+        .bind(email.as_str())
+        .bind(now)
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
+            .map(|row| {
+                Ok(PendingSignin {
+                    id: Uuid::parse_str(&row.id).map_err(|e| corrupt("session id", e))?,
+                    application: ApplicationName::parse(&row.name)
+                        .map_err(|e| corrupt("name", e))?,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
+                    source_ip: row.source_ip,
+                })
+            })
+            .collect()
+    }
+
+    /// An approval or denial from `device_id` on a sign-in. With the device's, the session's
+    /// and the enrollment's rows locked, the sign-in must belong to the device's enrollment
+    /// and show a number; `judge` rules, and its verdict is written in the same transaction:
+    /// a wrong number counted, or the session finished (APPROVED or REJECTED) with its
+    /// callback. A sign-in past its lifetime is finished as TIMEOUT instead, never approved.
+    pub async fn push_decision(
+        &self,
+        session_id: Uuid,
+        device_id: DeviceId,
+        now: i64,
+        session_token: &str,
+        judge: impl FnOnce(&Session, &Enrollment) -> PushVerdict,
+    ) -> Result<PushAttempt> {
+        let locks = self.row_locks();
+        let device_sql = sqlx::AssertSqlSafe(format!(
+            concat!(
+                "SELECT ",
+                device_columns!(),
+                " FROM devices WHERE id = $1{}"
+            ),
+            locks.lock
+        ));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_with(locks.begin).await?;
+            let row: Option<DeviceRow> = sqlx::query_as(device_sql)
+                .bind(device_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(device) = row.map(Device::try_from).transpose()? else {
+                return Ok(PushAttempt::DeviceGone);
+            };
+            let row: Option<SessionRow> = sqlx::query_as(locks.session)
+                .bind(session_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(mut session) = row.map(Session::try_from).transpose()?.filter(|s| {
+                s.client_id == device.client_id && s.email == device.email && s.push_number.is_some()
+            }) else {
+                return Ok(PushAttempt::NotFound);
+            };
+            if session.status != SessionStatus::Pending {
+                return Ok(PushAttempt::NotPending(session));
+            }
+            if session.expires_at <= now {
+                finish_in!(tx, session, SessionStatus::TimedOut, now, session_token);
+                tx.commit().await?;
+                session.status = SessionStatus::TimedOut;
+                session.finished_at = Some(now);
+                return Ok(PushAttempt::NotPending(session));
+            }
+            let row: Option<EnrollmentRow> = sqlx::query_as(locks.enrollment)
+                .bind(session.client_id.to_string())
+                .bind(session.email.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
+                return Ok(PushAttempt::DeviceGone);
+            };
+            let verdict = judge(&session, &enrollment);
+            if verdict.is_wrong_number() {
+                sqlx::query("UPDATE sessions SET push_failures = push_failures + 1 WHERE id = $1")
+                    .bind(session.id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                session.push_failures += 1;
+            }
+            let finish_as = match verdict {
+                PushVerdict::Approved => {
+                    // The user proved the second factor: failures of the past are forgiven,
+                    // as after a right code.
+                    sqlx::query(
+                        "UPDATE enrollments SET consecutive_failures = 0, last_failure_at = NULL
+                         WHERE client_id = $1 AND email = $2",
+                    )
+                    .bind(session.client_id.to_string())
+                    .bind(session.email.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    Some(SessionStatus::Approved)
+                }
+                PushVerdict::WrongNumber { .. } => None,
+                PushVerdict::Rejected(_) => Some(SessionStatus::Rejected),
+            };
+            if let Some(status) = finish_as {
+                finish_in!(tx, session, status, now, session_token);
+                session.status = status;
+                session.finished_at = Some(now);
+            }
+            tx.commit().await?;
+            Ok(PushAttempt::Judged { verdict, session })
+        })
+    }
+}
