@@ -1,6 +1,7 @@
 // The sign-in page's enhancements. The page works without them (plain form posts); with
-// them it counts down, submits without a full reload and, in a popup, reports the outcome
-// to the portal with postMessage to the portal's own origin (never "*").
+// them it counts down, submits without a full reload, notices an approval or denial made on
+// the user's device and, in a popup, reports the outcome to the portal with postMessage to
+// the portal's own origin (never "*").
 "use strict";
 
 (function () {
@@ -51,6 +52,28 @@
     if (button) button.addEventListener("click", function () { post(outcome); });
   }
 
+  // The one continuation of a decided sign-in, whether it was decided by this page's form or
+  // on the user's device (seen by polling): go to the portal, or show the outcome. Returns
+  // whether the page moved on.
+  var movedOn = false;
+  function follow(next, onRetry) {
+    if (movedOn || next.next === "wait") return movedOn;
+    if (next.next === "retry") {
+      onRetry(next);
+      return false;
+    }
+    movedOn = true;
+    if (next.next === "redirect") {
+      window.location.assign(next.location);
+    } else if (next.next === "outcome") {
+      document.getElementById("main").innerHTML = next.html;
+      wireOutcome();
+    } else {
+      window.location.reload();
+    }
+    return true;
+  }
+
   function wireForm() {
     var form = document.querySelector("form.signin");
     if (!form || !window.fetch) return;
@@ -72,7 +95,9 @@
       body.set("action", submitter ? submitter.value : "verify");
       var buttons = form.querySelectorAll("button");
       buttons.forEach(function (b) { b.disabled = true; });
-      fetch(form.action, {
+      // Not `form.action`: the buttons are named "action", and a form's named controls
+      // shadow its properties, so that would be the buttons, not the URL.
+      fetch(form.getAttribute("action"), {
         method: "POST",
         body: body,
         headers: { Accept: "application/json" },
@@ -80,20 +105,13 @@
       })
         .then(function (response) { return response.json(); })
         .then(function (next) {
-          if (next.next === "retry") {
-            feedback.textContent = next.error;
+          follow(next, function (retry) {
+            feedback.textContent = retry.error;
             code.setAttribute("aria-invalid", "true");
             code.value = "";
             code.focus();
             buttons.forEach(function (b) { b.disabled = false; });
-          } else if (next.next === "redirect") {
-            window.location.assign(next.location);
-          } else if (next.next === "outcome") {
-            document.getElementById("main").innerHTML = next.html;
-            wireOutcome();
-          } else {
-            window.location.reload();
-          }
+          });
         })
         .catch(function () {
           // Without an answer, fall back to the plain form post.
@@ -102,9 +120,33 @@
     });
   }
 
+  // With a number shown, the user may approve on their device instead: ask the service, at
+  // most once a second, whether the sign-in was decided, and then go on as after a code.
+  function pollStatus() {
+    var form = document.querySelector("form.signin");
+    if (!document.querySelector("[data-push]") || !form || !window.fetch) return;
+    var query = new URLSearchParams();
+    ["signin_method", "session_token", "redirect_uri", "state"].forEach(function (name) {
+      var field = form.querySelector('input[type="hidden"][name="' + name + '"]');
+      if (field) query.set(name, field.value);
+    });
+    var url = "/start-authentication/status?" + query.toString();
+    function ask() {
+      if (movedOn) return;
+      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+        .then(function (response) { return response.json(); })
+        .then(function (next) {
+          if (!follow(next, function () {})) setTimeout(ask, 1000);
+        })
+        .catch(function () { setTimeout(ask, 2000); });
+    }
+    setTimeout(ask, 1000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     startCountdown();
     wireForm();
     wireOutcome();
+    pollStatus();
   });
 })();

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod app_api;
 pub mod bootstrap;
 pub mod client_ip;
 pub mod config;

@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::{
     api::{self, LoggedCause},
+    app_api::{self, PushSignals},
     bootstrap,
     config::Settings,
     health,
@@ -56,6 +57,7 @@ pub fn redact_url(url: &str) -> String {
 pub fn app(state: AppState, max_concurrent_requests: usize) -> Router {
     Router::new()
         .merge(api::router(max_concurrent_requests))
+        .merge(app_api::router(max_concurrent_requests))
         .merge(health::router())
         .merge(webview::router())
         .with_state(state)
@@ -125,6 +127,7 @@ impl RunningServer {
             clock,
             wakeup: worker::Wakeup::default(),
             http: worker::http_client(),
+            push: PushSignals::default(),
         });
         let service = app(state.clone(), settings.max_concurrent_requests)
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -53,6 +53,8 @@ pub struct Shared {
     pub wakeup: crate::worker::Wakeup,
     /// Sends callbacks.
     pub http: reqwest::Client,
+    /// Wakes the app's long polls when this process offers a sign-in to a user's devices.
+    pub push: crate::app_api::PushSignals,
 }
 
 /// Cheap to clone: one `Arc`.

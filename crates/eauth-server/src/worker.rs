@@ -1,8 +1,9 @@
 //! The background work of a finished sign-in: finishing sessions that ran out of time
-//! (TIMEOUT) and delivering every finished session's signed callback to its application.
+//! (TIMEOUT) and delivering every finished session's signed callback to its application; and
+//! forgetting the nonces of app requests that can no longer be fresh.
 //!
-//! Each is a step the tests can drive ([`sweep_expired`], [`deliver_next`]); [`run`] is the
-//! loop around them. Callbacks are claimed from the durable outbox under a lease, so with
+//! Each is a step the tests can drive ([`sweep_expired`], [`deliver_next`],
+//! [`prune_nonces`]); [`run`] is the loop around them. Callbacks are claimed from the durable outbox under a lease, so with
 //! several processes each is sent by one at a time, and a crash only delays it.
 
 use std::time::Duration;
@@ -69,6 +70,12 @@ pub async fn sweep_expired(state: &AppState, now: i64) -> anyhow::Result<usize> 
         state.wakeup.wake();
     }
     Ok(finished)
+}
+
+/// Forgets the nonces of app requests too old to be accepted at `now`: a replay of one is
+/// refused as stale, so remembering it longer protects nothing.
+pub async fn prune_nonces(state: &AppState, now: i64) -> anyhow::Result<u64> {
+    Ok(state.store.prune_nonces(now).await?)
 }
 
 /// Claims the callback due soonest and attempts it.
@@ -174,6 +181,9 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         let now = state.clock.now();
         if let Err(error) = sweep_expired(&state, now).await {
             tracing::error!(error = ?error, "cannot finish expired sessions");
+        }
+        if let Err(error) = prune_nonces(&state, now).await {
+            tracing::error!(error = ?error, "cannot forget stale app request nonces");
         }
         loop {
             match deliver_next(&state, state.clock.now()).await {

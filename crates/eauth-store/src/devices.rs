@@ -290,7 +290,7 @@ impl Store {
         device_id: DeviceId,
         now: i64,
         session_token: &str,
-        judge: impl FnOnce(&Session, &Enrollment) -> PushVerdict,
+        judge: impl FnOnce(MatchNumber, &Session, &Enrollment) -> PushVerdict,
     ) -> Result<PushAttempt> {
         let locks = self.row_locks();
         let device_sql = sqlx::AssertSqlSafe(format!(
@@ -314,9 +314,12 @@ impl Store {
                 .bind(session_id.to_string())
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(mut session) = row.map(Session::try_from).transpose()?.filter(|s| {
-                s.client_id == device.client_id && s.email == device.email && s.push_number.is_some()
-            }) else {
+            let offered = row
+                .map(Session::try_from)
+                .transpose()?
+                .filter(|s| s.client_id == device.client_id && s.email == device.email)
+                .and_then(|s| s.push_number.map(|number| (s, number)));
+            let Some((mut session, number)) = offered else {
                 return Ok(PushAttempt::NotFound);
             };
             if session.status != SessionStatus::Pending {
@@ -337,7 +340,7 @@ impl Store {
             let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
                 return Ok(PushAttempt::DeviceGone);
             };
-            let verdict = judge(&session, &enrollment);
+            let verdict = judge(number, &session, &enrollment);
             if verdict.is_wrong_number() {
                 sqlx::query("UPDATE sessions SET push_failures = push_failures + 1 WHERE id = $1")
                     .bind(session.id.to_string())

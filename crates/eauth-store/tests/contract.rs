@@ -1048,7 +1048,7 @@ async fn a_sign_in_keeps_the_number_it_first_offered_and_is_listed_only_then(sto
     );
 }
 
-fn never_judged(_: &Session, _: &eauth_store::Enrollment) -> PushVerdict {
+fn never_judged(_: MatchNumber, _: &Session, _: &eauth_store::Enrollment) -> PushVerdict {
     panic!("must not be judged")
 }
 
@@ -1114,8 +1114,11 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
         .expect("offer");
     let wrong = PushVerdict::WrongNumber { attempts_left: 2 };
     let attempt = store
-        .push_decision(pending.id, device.id, NOW, "tok", |session, _| {
-            assert_eq!(session.push_number, Some(number(42)));
+        .push_decision(pending.id, device.id, NOW, "tok", |offered, session, _| {
+            assert_eq!(
+                (offered, session.push_number),
+                (number(42), Some(number(42)))
+            );
             wrong
         })
         .await
@@ -1137,7 +1140,7 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
 
     let rejected = PushVerdict::Rejected(RejectReason::WrongNumbers);
     let attempt = store
-        .push_decision(pending.id, device.id, NOW + 1, "tok", |session, _| {
+        .push_decision(pending.id, device.id, NOW + 1, "tok", |_, session, _| {
             assert_eq!(session.push_failures, 1);
             rejected
         })
@@ -1191,7 +1194,7 @@ async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failure
         .await
         .expect("offer");
     let attempt = store
-        .push_decision(pending.id, device.id, NOW + 1, "tok", |_, enrollment| {
+        .push_decision(pending.id, device.id, NOW + 1, "tok", |_, _, enrollment| {
             assert_eq!(enrollment.consecutive_failures, 1);
             PushVerdict::Approved
         })

@@ -159,15 +159,7 @@ impl IntoResponse for ApiFailure {
             | ApiError::PayloadTooLarge => (format!("{}: {error}", operation.failed()), json!("")),
             _ => (error.to_string(), json!("")),
         };
-        let mut response = (
-            error.status(),
-            Json(Envelope {
-                code: error.code(),
-                message,
-                data,
-            }),
-        )
-            .into_response();
+        let mut response = envelope(error.status(), error.code(), message, data);
         if let ApiError::Unexpected(cause) = error {
             response
                 .extensions_mut()
@@ -179,10 +171,18 @@ impl IntoResponse for ApiFailure {
 
 /// The guide's SUCCESS envelope around `data`.
 pub(crate) fn success(data: Value) -> Response {
-    Json(Envelope {
-        code: "SUCCESS",
-        message: "Success".to_owned(),
-        data,
-    })
-    .into_response()
+    envelope(StatusCode::OK, "SUCCESS", "Success".to_owned(), data)
+}
+
+/// The guide's envelope `{"code", "message", "data"}`, which the app API answers in too.
+pub(crate) fn envelope(status: StatusCode, code: &str, message: String, data: Value) -> Response {
+    (
+        status,
+        Json(Envelope {
+            code,
+            message,
+            data,
+        }),
+    )
+        .into_response()
 }

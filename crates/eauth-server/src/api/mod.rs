@@ -20,6 +20,7 @@ use tower::{BoxError, ServiceBuilder};
 
 pub use error::LoggedCause;
 use error::{ApiError, Operation};
+pub(crate) use error::{envelope, success};
 use json::{ApiJson, ApiRequest};
 
 use crate::state::AppState;

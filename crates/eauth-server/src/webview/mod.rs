@@ -19,16 +19,20 @@ use axum::{
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use eauth_core::{
-    RedirectUri, SessionClaims, SessionStatus, TotpCode,
+    MatchNumber, RedirectUri, SessionClaims, SessionStatus, TotpCode, Vault, VaultError,
     signin::{self, Verdict},
     totp::CodeRejected,
 };
-use eauth_store::{Application, Attempt, Session};
+use eauth_store::{Application, Attempt, Enrollment, Session};
 use serde::Deserialize;
 use serde_json::json;
 
 use self::pages::{Answer, FormFields, Next, Outcome, PopupMessage, SigninPage, remaining};
-use crate::{client_ip::ClientIp, state::AppState, worker};
+use crate::{
+    client_ip::ClientIp,
+    state::AppState,
+    worker::{self, Delivery},
+};
 
 /// The browser's half of the anti-forgery token. `__Host-` pins it to this origin, https, `/`.
 const CSRF_COOKIE: &str = "__Host-eauth-csrf";
@@ -41,6 +45,7 @@ const MAX_STATE_LEN: usize = 512;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/start-authentication", get(show).post(submit))
+        .route("/start-authentication/status", get(status))
         .route(
             "/assets/webview.css",
             get(|| asset("text/css", include_str!("../../assets/webview.css"))),
@@ -300,6 +305,28 @@ impl Context {
         }
     }
 
+    /// Where an approved sign-in goes: back to the portal with the token (redirect), or the
+    /// token posted to the portal's window (popup).
+    fn continue_to_portal(&self) -> Next {
+        match self.method {
+            Method::Redirect => match self.portal_url(&[("session_token", &self.token)]) {
+                Some(url) => Next::Redirect(url),
+                None => Next::Outcome(bad_link("The link has no redirect_uri.")),
+            },
+            Method::Popup => Next::Outcome(Outcome {
+                status: StatusCode::OK,
+                kind: "success",
+                title: "You're signed in".into(),
+                message: "You can close this window.".into(),
+                sign_in_url: None,
+                popup: self.popup_message(
+                    json!({ "session_token": self.token, "state": self.state }),
+                    true,
+                ),
+            }),
+        }
+    }
+
     fn answer(&self, next: Next, headers: &HeaderMap) -> Answer {
         Answer {
             next,
@@ -404,10 +431,32 @@ async fn render_page(
         .store
         .record_page_open(session.id, ctx.method.as_str(), &source.to_string())
         .await?;
+    let session = offer_push(state, session).await?;
     let digits = enrollment.map_or(6, |e| e.params.digits());
     Ok(Next::Retry(Box::new(signin_page(
         state, ctx, &session, nonce, digits, None,
     ))))
+}
+
+/// Offers a pending sign-in to the user's registered devices: it gets its number (the first
+/// time), and their waiting polls are woken. Users without a device see the code form only.
+async fn offer_push(state: &AppState, mut session: Session) -> anyhow::Result<Session> {
+    if state
+        .store
+        .devices_of(session.client_id, &session.email)
+        .await?
+        .is_empty()
+    {
+        return Ok(session);
+    }
+    session.push_number = state
+        .store
+        .offer_push(session.id, MatchNumber::generate())
+        .await?;
+    if session.push_number.is_some() {
+        state.push.signal(session.client_id, &session.email);
+    }
+    Ok(session)
 }
 
 fn signin_page(
@@ -425,6 +474,7 @@ fn signin_page(
         seconds_left,
         remaining: remaining(seconds_left),
         digits,
+        push_number: session.push_number.map(MatchNumber::get),
         form: FormFields {
             signin_method: ctx.method.as_str(),
             session_token: ctx.token.clone(),
@@ -586,28 +636,47 @@ async fn deny(state: &AppState, ctx: &Context) -> anyhow::Result<Next> {
     )))
 }
 
+/// Judges a typed code (`None`: not even a code, hence wrong) against an enrollment at `now`,
+/// counting `session_failures` wrong codes before it: the one rule for codes, on the sign-in
+/// page and in a device's registration alike.
+pub(crate) fn judge_code(
+    vault: &Vault,
+    enrollment: &Enrollment,
+    session_failures: u32,
+    code: Option<&TotpCode>,
+    now: i64,
+) -> Result<Verdict, VaultError> {
+    let secret = vault.open_totp_secret(
+        enrollment.client_id,
+        &enrollment.email,
+        &enrollment.sealed_secret,
+    )?;
+    let state = enrollment.attempt_state(session_failures);
+    Ok(signin::judge(state, now, |last_used| match code {
+        Some(code) => secret.verify(
+            enrollment.params,
+            code,
+            u64::try_from(now).unwrap_or(0),
+            last_used,
+        ),
+        None => Err(CodeRejected::Wrong),
+    }))
+}
+
 async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> anyhow::Result<Next> {
     let now = state.clock.now();
-    let code = TotpCode::parse(typed);
+    let code = TotpCode::parse(typed).ok();
     let vault = &state.vault;
     let attempt = state
         .store
         .attempt(ctx.claims.id, now, &ctx.token, |session, enrollment| {
-            let state = enrollment.attempt_state(session.failed_attempts);
-            let secret = vault.open_totp_secret(
-                session.client_id,
-                &session.email,
-                &enrollment.sealed_secret,
-            )?;
-            Ok(signin::judge(state, now, |last_used| match &code {
-                Ok(code) => secret.verify(
-                    enrollment.params,
-                    code,
-                    u64::try_from(now).unwrap_or(0),
-                    last_used,
-                ),
-                Err(_) => Err(CodeRejected::Wrong),
-            }))
+            judge_code(
+                vault,
+                enrollment,
+                session.failed_attempts,
+                code.as_ref(),
+                now,
+            )
         })
         .await?;
     let (verdict, session) = match attempt {
@@ -701,29 +770,92 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
 /// A verified code: give the backend a head start on the result, then continue to the portal.
 async fn approved(state: &AppState, ctx: &Context, session: &Session) -> anyhow::Result<Next> {
     tracing::info!(client_id = %session.client_id, "sign-in approved");
-    if let Some(callback) = state.store.callback_of_session(session.id).await? {
-        let background = state.clone();
-        let delivery =
-            tokio::spawn(async move { worker::deliver_now(&background, callback.id).await });
-        // Past the head start the delivery goes on in the background; the worker retries it
-        // if it fails.
-        let _ = tokio::time::timeout(CALLBACK_HEAD_START, delivery).await;
+    give_backend_head_start(state, session).await?;
+    Ok(ctx.continue_to_portal())
+}
+
+/// Waits until the first attempt to deliver the approved session's callback is over, or
+/// until [`CALLBACK_HEAD_START`] after the session finished: the backend usually knows the
+/// result before the browser arrives (guide, Step 5.1). Delivers it from here when nobody
+/// else is; waits for whoever is (the approving device's request, another process).
+async fn give_backend_head_start(state: &AppState, session: &Session) -> anyhow::Result<()> {
+    let Some(callback) = state.store.callback_of_session(session.id).await? else {
+        return Ok(());
+    };
+    let elapsed = state.clock.now() - session.finished_at.unwrap_or(i64::MIN);
+    let left = CALLBACK_HEAD_START.saturating_sub(Duration::from_secs(
+        u64::try_from(elapsed).unwrap_or(u64::MAX),
+    ));
+    let deadline = tokio::time::Instant::now() + left;
+    let background = state.clone();
+    let delivery = tokio::spawn(async move { worker::deliver_now(&background, callback.id).await });
+    // Past the head start the delivery goes on in the background; the worker retries it
+    // if it fails.
+    match tokio::time::timeout_at(deadline, delivery).await {
+        Ok(Ok(Ok(Delivery::Idle))) => {}
+        _ => return Ok(()),
     }
-    Ok(match ctx.method {
-        Method::Redirect => match ctx.portal_url(&[("session_token", &ctx.token)]) {
-            Some(url) => Next::Redirect(url),
-            None => Next::Outcome(bad_link("The link has no redirect_uri.")),
-        },
-        Method::Popup => Next::Outcome(Outcome {
-            status: StatusCode::OK,
-            kind: "success",
-            title: "You're signed in".into(),
-            message: "You can close this window.".into(),
-            sign_in_url: None,
-            popup: ctx.popup_message(
-                json!({ "session_token": ctx.token, "state": ctx.state }),
-                true,
-            ),
-        }),
+    // Someone else holds it, or it is done: its first attempt is over once it is no longer
+    // pending or has failed once.
+    while tokio::time::Instant::now() < deadline {
+        match state.store.callback_of_session(session.id).await? {
+            Some(callback)
+                if callback.status == eauth_store::CallbackStatus::Pending
+                    && callback.last_error.is_none() =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// `GET /start-authentication/status`, with the page's own query: the page's script asks
+/// (at most once a second) whether the sign-in was decided elsewhere — on the user's device —
+/// and then goes on exactly as after a code: `{"next": "wait"}` while it is pending, else the
+/// same answer a form post gets. Nothing here changes the session except its expiry, which
+/// the page's countdown shows anyway.
+#[tracing::instrument(name = "signin_status", skip_all)]
+async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let mut headers = headers;
+    headers.insert(
+        header::ACCEPT,
+        header::HeaderValue::from_static("application/json"),
+    );
+    let params = match query {
+        Ok(Query(params)) => params,
+        Err(rejection) => {
+            return dead_end(bad_link(rejection.body_text()), &headers).into_response();
+        }
+    };
+    let ctx = match resolve(&state, params).await {
+        Ok(ctx) => ctx,
+        Err(outcome) => return dead_end(outcome, &headers).into_response(),
+    };
+    match decided(&state, &ctx).await {
+        Ok(next) => ctx.answer(next, &headers).into_response(),
+        Err(error) => dead_end(internal_dead_end(&error), &headers).into_response(),
+    }
+}
+
+async fn decided(state: &AppState, ctx: &Context) -> anyhow::Result<Next> {
+    let Some(session) = state.store.session(ctx.claims.id).await? else {
+        return Ok(Next::Outcome(bad_link(
+            "This sign-in session does not exist.",
+        )));
+    };
+    let session = settle_expiry(state, session, &ctx.token).await?;
+    Ok(match session.status {
+        SessionStatus::Pending => Next::Wait,
+        SessionStatus::Approved => {
+            give_backend_head_start(state, &session).await?;
+            ctx.continue_to_portal()
+        }
+        finished => Next::Outcome(ctx.finished(finished)),
     })
 }

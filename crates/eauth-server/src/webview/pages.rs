@@ -27,6 +27,8 @@ pub(super) struct SigninPage {
     pub(super) seconds_left: i64,
     pub(super) remaining: String,
     pub(super) digits: u8,
+    /// The number to type into the app, when the user has a registered device.
+    pub(super) push_number: Option<u8>,
     pub(super) form: FormFields,
     pub(super) error: Option<String>,
 }
@@ -81,6 +83,8 @@ pub(super) enum Next {
     Redirect(String),
     /// Show how it ended.
     Outcome(Outcome),
+    /// Still pending: ask again later (the status endpoint's answer; JSON only).
+    Wait,
 }
 
 /// An answer in the form the client asked for: HTML for the browser's own form posts, JSON
@@ -119,6 +123,7 @@ impl IntoResponse for Answer {
                 )
                     .into_response(),
             ),
+            (Next::Wait, _) => Some(Json(json!({ "next": "wait" })).into_response()),
             (Next::Redirect(location), false) => Some(Redirect::to(&location).into_response()),
             (Next::Redirect(location), true) => {
                 Some(Json(json!({ "next": "redirect", "location": location })).into_response())

@@ -7,6 +7,7 @@
 mod health;
 mod helpers;
 mod mfa_toggle;
+mod push;
 mod receiver;
 mod session_result;
 mod session_token;

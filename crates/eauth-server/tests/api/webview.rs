@@ -28,29 +28,29 @@ backend_tests!(
     a_receiver_that_is_down_gets_the_callback_once_it_is_back,
 );
 
-const PORTAL: &str = "https://portal.example.com/callback";
-const EMAIL: &str = "jane@example.com";
+pub const PORTAL: &str = "https://portal.example.com/callback";
+pub const EMAIL: &str = "jane@example.com";
 
 /// A browser: cookies kept, redirects not followed (the tests look at them).
-struct Browser {
-    client: reqwest::Client,
-    base_url: String,
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub base_url: String,
 }
 
 /// What the service answered.
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Page {
-    fn location(&self) -> Option<&str> {
+    pub fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
     /// The code form's fields, as the browser would post them.
-    fn form(&self) -> Vec<(String, String)> {
+    pub fn form(&self) -> Vec<(String, String)> {
         self.body
             .split("<input type=\"hidden\" ")
             .skip(1)
@@ -68,13 +68,13 @@ impl Page {
             .collect()
     }
 
-    fn has_code_form(&self) -> bool {
+    pub fn has_code_form(&self) -> bool {
         self.body.contains("name=\"code\"")
     }
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Self {
+    pub fn new(app: &TestApp) -> Self {
         let certificate =
             std::fs::read(app.settings.data_dir.join("tls/cert.pem")).expect("certificate");
         let client = reqwest::Client::builder()
@@ -100,7 +100,7 @@ impl Browser {
         }
     }
 
-    async fn open(&self, query: &[(&str, &str)]) -> Page {
+    pub async fn open(&self, query: &[(&str, &str)]) -> Page {
         let url =
             url::Url::parse_with_params(&format!("{}/start-authentication", self.base_url), query)
                 .expect("url");
@@ -108,7 +108,7 @@ impl Browser {
         Self::page(response).await
     }
 
-    async fn post(&self, form: &[(String, String)], action: &str, code: &str) -> Page {
+    pub async fn post(&self, form: &[(String, String)], action: &str, code: &str) -> Page {
         let mut fields = form.to_vec();
         fields.push(("action".into(), action.into()));
         fields.push(("code".into(), code.into()));
@@ -123,7 +123,7 @@ impl Browser {
     }
 }
 
-fn code_at(offset_secs: i64) -> String {
+pub fn code_at(offset_secs: i64) -> String {
     let params = TotpParams::new(Algorithm::Sha1, 6, 30).expect("params");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -136,13 +136,13 @@ fn code_at(offset_secs: i64) -> String {
 }
 
 /// A code that cannot be right now: the current one plus one, wrapped.
-fn wrong_code() -> String {
+pub fn wrong_code() -> String {
     let right: u32 = code_at(0).parse().expect("digits");
     format!("{:06}", (right + 500_000) % 1_000_000)
 }
 
 /// An application whose callbacks go to a fresh receiver, with one enrolled user.
-async fn portal(app: &TestApp) -> (TestApplication, Receiver) {
+pub async fn portal(app: &TestApp) -> (TestApplication, Receiver) {
     let receiver = Receiver::start().await;
     let portal = app
         .register(ApplicationInput {
@@ -157,7 +157,7 @@ async fn portal(app: &TestApp) -> (TestApplication, Receiver) {
     (portal, receiver)
 }
 
-async fn session_token(app: &TestApp, portal: &TestApplication) -> String {
+pub async fn session_token(app: &TestApp, portal: &TestApplication) -> String {
     let answer = app.session_token(portal, EMAIL).await;
     answer.body["data"]["session_token"]
         .as_str()
@@ -165,7 +165,7 @@ async fn session_token(app: &TestApp, portal: &TestApplication) -> String {
         .to_owned()
 }
 
-async fn status_of(app: &TestApp, token: &str) -> SessionStatus {
+pub async fn status_of(app: &TestApp, token: &str) -> SessionStatus {
     let id = token_id(token);
     app.store
         .session(id)
@@ -175,7 +175,7 @@ async fn status_of(app: &TestApp, token: &str) -> SessionStatus {
         .status
 }
 
-fn token_id(token: &str) -> Uuid {
+pub fn token_id(token: &str) -> Uuid {
     let claims = token.split('.').nth(1).expect("claims");
     let claims: serde_json::Value = serde_json::from_slice(
         &data_encoding::BASE64URL_NOPAD
@@ -186,7 +186,7 @@ fn token_id(token: &str) -> Uuid {
     Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid")
 }
 
-fn redirect_query(token: &str) -> Vec<(&'static str, String)> {
+pub fn redirect_query(token: &str) -> Vec<(&'static str, String)> {
     vec![
         ("signin_method", "redirect".into()),
         ("session_token", token.to_owned()),
@@ -195,7 +195,7 @@ fn redirect_query(token: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn open_redirect(browser: &Browser, token: &str) -> Page {
+pub async fn open_redirect(browser: &Browser, token: &str) -> Page {
     let query = redirect_query(token);
     let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     browser.open(&pairs).await

@@ -1,0 +1,55 @@
+//! The eAuthenticator app's API under `/app-api/v1` (documented for app writers in
+//! `docs/app-api.md`): a device registers with a TOTP code, lists the pending sign-ins of its
+//! user, and approves one with the number the browser shows, or denies it.
+//!
+//! Every request is signed with the device's Ed25519 key ([`signed`]); answers use the
+//! integration API's envelope `{"code", "message", "data"}`.
+
+mod devices;
+mod error;
+mod signals;
+mod signed;
+mod signins;
+
+use axum::{
+    Router,
+    error_handling::HandleErrorLayer,
+    response::{IntoResponse, Response},
+    routing::{any, get, post},
+};
+use tower::{BoxError, ServiceBuilder};
+
+use self::error::AppApiError;
+pub use self::signals::PushSignals;
+use crate::state::AppState;
+
+/// The app API's routes. Long polls count towards `max_concurrent_requests` like any request.
+pub fn router(max_concurrent_requests: usize) -> Router<AppState> {
+    let routes = Router::new()
+        .route("/devices", post(devices::register))
+        .route("/signins", get(signins::list))
+        .route("/signins/{id}/approve", post(signins::approve))
+        .route("/signins/{id}/deny", post(signins::deny))
+        .method_not_allowed_fallback(|| async { AppApiError::MethodNotAllowed });
+    Router::new()
+        .nest("/app-api/v1", routes)
+        .route("/app-api/{*rest}", any(not_found))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: BoxError| async { overloaded() }))
+                .load_shed()
+                .concurrency_limit(max_concurrent_requests),
+        )
+}
+
+async fn not_found() -> Response {
+    AppApiError::NotFound.into_response()
+}
+
+fn overloaded() -> Response {
+    let mut response = AppApiError::Overloaded.into_response();
+    response
+        .headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+    response
+}
