@@ -819,7 +819,7 @@ async fn a_device_is_stored_only_with_an_approved_code_and_its_step_is_used(stor
             .devices_of(pending.client_id, &pending.email)
             .await
             .expect("list"),
-        [device.clone()]
+        std::slice::from_ref(&device)
     );
     assert_eq!(
         enrollment_of(&store, &pending).await.last_used_step,
