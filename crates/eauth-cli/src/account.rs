@@ -1,7 +1,11 @@
 //! One account of the authenticator (issuer, name, secret and code parameters, plus the
 //! eAuthenticator registration data) and how a user names it on the command line.
 
+use std::sync::Arc;
+
 use eauth_core::{ClientId, Email, TotpParams, TotpSecret};
+
+use crate::push::Device;
 
 /// An account whose codes `eauth` shows. Its `Debug` shows nothing of the secret.
 #[derive(Debug, Clone)]
@@ -12,6 +16,7 @@ pub struct Account {
     params: TotpParams,
     client_id: Option<ClientId>,
     email: Option<Email>,
+    device: Option<Arc<Device>>,
 }
 
 /// The eAuthenticator data of an account, kept for push approval: with it the app can
@@ -41,7 +46,21 @@ impl Account {
             params,
             client_id: registration.client_id,
             email: registration.email,
+            device: None,
         }
+    }
+
+    /// The account, registered with the service as `device` for push approval.
+    pub fn with_device(self, device: Device) -> Self {
+        Self {
+            device: Some(Arc::new(device)),
+            ..self
+        }
+    }
+
+    /// The device this account is registered as, if it is.
+    pub fn device(&self) -> Option<&Arc<Device>> {
+        self.device.as_ref()
     }
 
     /// The service, when known (`Example` in `Example:alice@google.com`).

@@ -2,11 +2,15 @@
 //! (typed, piped or read from a QR code image), keeps them in a private JSON file, and shows
 //! their codes, once or live.
 //!
+//! With `--server`, an eAuthenticator account is also registered as a device of the service,
+//! and `eauth approve` / `eauth deny` decide its pending sign-ins (`push`).
+//!
 //! The binary (`src/main.rs`) parses arguments and prints; everything it calls is here. Codes
 //! come from `eauth-core`'s TOTP, the same the service verifies with.
 
 pub mod account;
 pub mod app;
+pub mod push;
 pub mod qr;
 pub mod render;
 pub mod store;

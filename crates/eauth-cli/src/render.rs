@@ -1,7 +1,7 @@
 //! What `eauth` prints: the account table, a code with its time left, and the frames of the
 //! live view with their time bars. Pure functions of the accounts and `now`; no terminal here.
 
-use crate::account::Account;
+use crate::{account::Account, app::Waiting};
 
 /// Width of the live view's time bar, in characters.
 pub const BAR_WIDTH: u64 = 20;
@@ -62,6 +62,27 @@ pub fn bar(seconds_left: u64, period: u64) -> String {
     let filled = usize::try_from(filled).expect("BUG: the bar is at most BAR_WIDTH wide");
     let empty = usize::try_from(BAR_WIDTH).expect("BUG: BAR_WIDTH is small") - filled;
     format!("[{}{}]", "█".repeat(filled), "░".repeat(empty))
+}
+
+/// A waiting sign-in on one line — the start of its id (enough to name it), the application,
+/// the account, where and when it started, the time left — and never its number, which only
+/// the browser shows: `3f2a9c1e  Portal  jane@example.com  from 203.0.113.7  at 14:03:09 UTC  1:42 left`.
+pub fn signin_line(waiting: &Waiting, now: i64) -> String {
+    let signin = &waiting.signin;
+    let short_id: String = signin.id.chars().take(8).collect();
+    let left = (signin.expires_at - now).max(0);
+    let at = signin.created_at.rem_euclid(86_400);
+    format!(
+        "{short_id}  {}  {}  from {}  at {:02}:{:02}:{:02} UTC  {}:{:02} left",
+        signin.application,
+        waiting.label,
+        signin.source_ip.as_deref().unwrap_or("an unknown address"),
+        at / 3600,
+        at % 3600 / 60,
+        at % 60,
+        left / 60,
+        left % 60
+    )
 }
 
 /// Columns padded to their widest cell (in characters, not bytes: names are often not ASCII),

@@ -18,13 +18,20 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use eauth_core::{Algorithm, ClientId, Email, TotpParams, TotpSecret};
+use eauth_core::{Algorithm, ClientId, DeviceId, DeviceKey, Email, TotpParams, TotpSecret};
 use serde::{Deserialize, Serialize};
 
-use crate::account::{Account, Registration};
+use crate::{
+    account::{Account, Registration},
+    push::{self, Device},
+};
 
-/// The version of the file's JSON layout this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The newest version of the file's JSON layout, which this build reads and writes: version 2
+/// adds an account's `device` (push approval). A file without devices is still written as
+/// version 1, so that an older `eauth` keeps reading it.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest version this build reads.
+const OLDEST_VERSION: u32 = 1;
 
 /// Test hook: when set to a path, a change creates that file once the new accounts are in
 /// the temporary file and flushed, then waits to be killed instead of renaming it. The tests
@@ -78,7 +85,8 @@ pub enum StoreError {
     },
     /// Written by another version of `eauth`.
     #[error(
-        "{} has schema version {found}, and this eauth reads version {SCHEMA_VERSION} only",
+        "{} has schema version {found}, and this eauth reads versions {OLDEST_VERSION} to \
+         {SCHEMA_VERSION} only",
         path.display()
     )]
     Version {
@@ -120,7 +128,7 @@ struct Header {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileV1 {
+struct FileLayout {
     version: u32,
     accounts: Vec<StoredAccount>,
 }
@@ -141,6 +149,40 @@ struct StoredAccount {
     client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<StoredDevice>,
+}
+
+/// An account's registration as a device of the service (version 2).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredDevice {
+    id: String,
+    server: String,
+    /// The Ed25519 seed, base64url: as secret as the TOTP secret beside it.
+    key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_cert: Option<String>,
+}
+
+impl StoredDevice {
+    fn from_device(device: &Device) -> Self {
+        Self {
+            id: device.id.to_string(),
+            server: device.server.to_string(),
+            key: device.key.expose_base64url(),
+            ca_cert: device.ca_cert.clone(),
+        }
+    }
+
+    fn into_device(self) -> Result<Device, String> {
+        Ok(Device {
+            id: DeviceId::parse(&self.id).map_err(|e| e.to_string())?,
+            server: push::parse_server(&self.server).map_err(|e| e.to_string())?,
+            key: DeviceKey::parse(&self.key).map_err(|e| format!("device key {e}"))?,
+            ca_cert: self.ca_cert,
+        })
+    }
 }
 
 impl StoredAccount {
@@ -155,6 +197,9 @@ impl StoredAccount {
             period: params.period(),
             client_id: account.client_id().map(|id| id.to_string()),
             email: account.email().map(|email| email.as_str().to_owned()),
+            device: account
+                .device()
+                .map(|device| StoredDevice::from_device(device)),
         }
     }
 
@@ -185,7 +230,11 @@ impl StoredAccount {
                 .transpose()
                 .map_err(|e| e.to_string())?,
         };
-        Ok(Account::new(issuer, name, secret, params, registration))
+        let account = Account::new(issuer, name, secret, params, registration);
+        match self.device {
+            Some(device) => Ok(account.with_device(device.into_device()?)),
+            None => Ok(account),
+        }
     }
 }
 
@@ -256,13 +305,16 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Account>, StoreError> {
         reason,
     };
     let header: Header = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
-    if header.version != u64::from(SCHEMA_VERSION) {
+    if !(u64::from(OLDEST_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&header.version) {
         return Err(StoreError::Version {
             path: path.to_owned(),
             found: header.version,
         });
     }
-    let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+    let file: FileLayout = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+    if file.version < 2 && file.accounts.iter().any(|a| a.device.is_some()) {
+        return Err(damaged("a version 1 file has no devices".into()));
+    }
     let mut accounts: Vec<Account> = Vec::with_capacity(file.accounts.len());
     for (index, stored) in file.accounts.into_iter().enumerate() {
         let account = stored
@@ -281,8 +333,13 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Account>, StoreError> {
 }
 
 fn serialize(accounts: &[Account]) -> Vec<u8> {
-    let file = FileV1 {
-        version: SCHEMA_VERSION,
+    let version = if accounts.iter().any(|a| a.device().is_some()) {
+        SCHEMA_VERSION
+    } else {
+        OLDEST_VERSION
+    };
+    let file = FileLayout {
+        version,
         accounts: accounts.iter().map(StoredAccount::from_account).collect(),
     };
     let mut bytes =
@@ -457,6 +514,39 @@ mod tests {
     }
 
     #[test]
+    fn a_registered_device_makes_a_version_2_file_that_reads_back() {
+        let account =
+            crate::uri::parse("otpauth://totp/A:a?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+                .expect("valid")
+                .account;
+        let key = DeviceKey::generate();
+        let public = key.public_key();
+        let device = Device {
+            id: DeviceId::generate(),
+            server: push::parse_server("https://127.0.0.1:8443").expect("url"),
+            key,
+            ca_cert: Some("-----BEGIN CERTIFICATE-----".into()),
+        };
+        let id = device.id;
+        let bytes = serialize(&[account.with_device(device)]);
+        let text = String::from_utf8(bytes.clone()).expect("UTF-8");
+        assert!(text.starts_with("{\n  \"version\": 2,"), "{text}");
+        let back = parse(Path::new("a"), &bytes).expect("parses");
+        let device = back[0].device().expect("device kept");
+        assert_eq!((device.id, device.key.public_key()), (id, public));
+        assert_eq!(serialize(&back), bytes);
+
+        let downgraded = text.replace("\"version\": 2", "\"version\": 1");
+        let refused = parse(Path::new("a"), downgraded.as_bytes()).expect_err("v1 has no devices");
+        assert!(
+            refused
+                .to_string()
+                .contains("version 1 file has no devices")
+        );
+        assert!(!refused.to_string().contains(&device.key.expose_base64url()));
+    }
+
+    #[test]
     fn damaged_and_foreign_files_are_refused_without_showing_secrets() {
         let account =
             r#"{"name":"a","secret":"JBSWY3DPEHPK3PXP","algorithm":"SHA1","digits":6,"period":30}"#;
@@ -464,7 +554,7 @@ mod tests {
             ("", "damaged"),
             ("[]", "damaged"),
             (r#"{"accounts":[]}"#, "damaged"),
-            (r#"{"version":2,"accounts":[]}"#, "schema version 2"),
+            (r#"{"version":3,"accounts":[]}"#, "schema version 3"),
             (r#"{"version":1}"#, "damaged"),
             (r#"{"version":1,"accounts":[],"extra":1}"#, "unknown field"),
             (

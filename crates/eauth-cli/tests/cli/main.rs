@@ -1,11 +1,13 @@
 //! The `eauth` binary as a user runs it, each test with an accounts file of its own: the
 //! commands, bad input, codes against `oathtool`, QR images from `qrencode` and the `qrcode`
-//! crate, and the safety of the accounts file (permissions, kills, concurrent writers).
+//! crate, the safety of the accounts file (permissions, kills, concurrent writers), and push
+//! approval against a real service.
 
 mod accounts;
 mod bad_input;
 mod codes;
 mod file_safety;
+mod push;
 mod qr;
 mod watch;
 
