@@ -134,12 +134,7 @@ impl Store {
         let now = device.created_at;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(locks.begin).await?;
-            let row: Option<EnrollmentRow> = sqlx::query_as(locks.enrollment)
-                .bind(device.client_id.to_string())
-                .bind(device.email.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
+            let Some(enrollment) = locked_enrollment_in!(tx, locks, device.client_id, device.email) else {
                 return Ok(Registration::NotEnrolled);
             };
             let verdict = judge(&enrollment)
@@ -326,18 +321,11 @@ impl Store {
                 return Ok(PushAttempt::NotPending(session));
             }
             if session.expires_at <= now {
-                finish_in!(tx, session, SessionStatus::TimedOut, now, session_token);
+                finish_noted_in!(tx, session, SessionStatus::TimedOut, now, session_token);
                 tx.commit().await?;
-                session.status = SessionStatus::TimedOut;
-                session.finished_at = Some(now);
                 return Ok(PushAttempt::NotPending(session));
             }
-            let row: Option<EnrollmentRow> = sqlx::query_as(locks.enrollment)
-                .bind(session.client_id.to_string())
-                .bind(session.email.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
+            let Some(enrollment) = locked_enrollment_in!(tx, locks, session.client_id, session.email) else {
                 return Ok(PushAttempt::DeviceGone);
             };
             let verdict = judge(number, &session, &enrollment);
@@ -366,9 +354,7 @@ impl Store {
                 PushVerdict::Rejected(_) => Some(SessionStatus::Rejected),
             };
             if let Some(status) = finish_as {
-                finish_in!(tx, session, status, now, session_token);
-                session.status = status;
-                session.finished_at = Some(now);
+                finish_noted_in!(tx, session, status, now, session_token);
             }
             tx.commit().await?;
             Ok(PushAttempt::Judged { verdict, session })

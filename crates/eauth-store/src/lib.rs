@@ -182,6 +182,28 @@ macro_rules! judge_enrollment_in {
     }};
 }
 
+/// Reads and locks (see [`RowLocks`]) an enrollment inside `$tx`; evaluates to
+/// `Option<Enrollment>`.
+macro_rules! locked_enrollment_in {
+    ($tx:expr, $locks:expr, $client_id:expr, $email:expr) => {{
+        let row: Option<EnrollmentRow> = sqlx::query_as($locks.enrollment)
+            .bind($client_id.to_string())
+            .bind($email.as_str())
+            .fetch_optional(&mut *$tx)
+            .await?;
+        row.map(Enrollment::try_from).transpose()?
+    }};
+}
+
+/// [`finish_in!`], and the in-memory `$session` updated to match.
+macro_rules! finish_noted_in {
+    ($tx:expr, $session:expr, $status:expr, $now:expr, $token:expr) => {{
+        finish_in!($tx, $session, $status, $now, $token);
+        $session.status = $status;
+        $session.finished_at = Some($now);
+    }};
+}
+
 // After the macros, which it uses.
 mod devices;
 
@@ -591,12 +613,7 @@ impl Store {
             if session.status != SessionStatus::Pending || session.expires_at <= now {
                 return Ok(Attempt::NotPending(session));
             }
-            let row: Option<EnrollmentRow> = sqlx::query_as(locks.enrollment)
-                .bind(session.client_id.to_string())
-                .bind(session.email.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(enrollment) = row.map(Enrollment::try_from).transpose()? else {
+            let Some(enrollment) = locked_enrollment_in!(tx, locks, session.client_id, session.email) else {
                 return Ok(Attempt::NotEnrolled);
             };
             let verdict = judge(&session, &enrollment).map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
@@ -615,9 +632,7 @@ impl Store {
                 Verdict::Throttled { .. } => None,
             };
             if let Some(status) = finish_as {
-                finish_in!(tx, session, status, now, session_token);
-                session.status = status;
-                session.finished_at = Some(now);
+                finish_noted_in!(tx, session, status, now, session_token);
             }
             tx.commit().await?;
             Ok(Attempt::Judged { verdict, session })

@@ -774,6 +774,20 @@ async fn expired_pending_sessions_are_found_oldest_first(store: Store) {
     assert_eq!(expired, [later.id]);
 }
 
+/// The session as stored; it must exist.
+async fn stored_session(store: &Store, id: Uuid) -> Session {
+    store.session(id).await.expect("read").expect("found")
+}
+
+/// The callback a finished session wrote; it must exist.
+async fn written_callback(store: &Store, session_id: Uuid) -> eauth_store::Callback {
+    store
+        .callback_of_session(session_id)
+        .await
+        .expect("read")
+        .expect("written")
+}
+
 fn device_of(session: &Session, at: i64) -> Device {
     Device {
         id: DeviceId::generate(),
@@ -923,31 +937,27 @@ async fn enabling_again_or_disabling_removes_the_users_devices_only(store: Store
 }
 
 async fn a_nonce_is_accepted_once_per_signer_until_it_is_pruned(store: Store) {
-    assert!(
-        store
-            .remember_nonce("device-a", "n1", NOW + 60)
-            .await
-            .expect("insert")
-    );
-    assert!(
-        !store
-            .remember_nonce("device-a", "n1", NOW + 61)
-            .await
-            .expect("insert")
-    );
-    assert!(
-        store
-            .remember_nonce("device-b", "n1", NOW + 60)
-            .await
-            .expect("insert")
-    );
-    assert!(
-        store
-            .remember_nonce("device-a", "n2", NOW + 90)
-            .await
-            .expect("insert")
-    );
-
+    let remember = |signer: &'static str, nonce: &'static str, expires_at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .remember_nonce(signer, nonce, expires_at)
+                .await
+                .expect("insert")
+        }
+    };
+    for (signer, nonce, expires_at, accepted) in [
+        ("device-a", "n1", NOW + 60, true),
+        ("device-a", "n1", NOW + 61, false),
+        ("device-b", "n1", NOW + 60, true),
+        ("device-a", "n2", NOW + 90, true),
+    ] {
+        assert_eq!(
+            remember(signer, nonce, expires_at).await,
+            accepted,
+            "{signer} {nonce}"
+        );
+    }
     assert_eq!(
         store.prune_nonces(NOW + 60).await.expect("prune"),
         0,
@@ -955,16 +965,12 @@ async fn a_nonce_is_accepted_once_per_signer_until_it_is_pruned(store: Store) {
     );
     assert_eq!(store.prune_nonces(NOW + 61).await.expect("prune"), 2);
     assert!(
-        !store
-            .remember_nonce("device-a", "n2", NOW + 90)
-            .await
-            .expect("insert")
+        !remember("device-a", "n2", NOW + 90).await,
+        "kept while fresh"
     );
     assert!(
-        store
-            .remember_nonce("device-a", "n1", NOW + 120)
-            .await
-            .expect("insert")
+        remember("device-a", "n1", NOW + 120).await,
+        "forgotten once stale"
     );
 }
 
@@ -1015,11 +1021,7 @@ async fn a_sign_in_keeps_the_number_it_first_offered_and_is_listed_only_then(sto
         ),
         (pending.id, "Portal", NOW, NOW + 120, Some("203.0.113.9"))
     );
-    let read = store
-        .session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let read = stored_session(&store, pending.id).await;
     assert_eq!(
         (read.push_number, read.push_failures),
         (Some(number(42)), 0)
@@ -1153,20 +1155,12 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
         (session.status, session.push_failures),
         (SessionStatus::Rejected, 2)
     );
-    let stored = store
-        .session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let stored = stored_session(&store, pending.id).await;
     assert_eq!(
         (stored.status, stored.finished_at),
         (SessionStatus::Rejected, Some(NOW + 1))
     );
-    let callback = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("written");
+    let callback = written_callback(&store, pending.id).await;
     assert!(!callback.approved);
     assert!(matches!(
         store
@@ -1204,11 +1198,7 @@ async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failure
         panic!("judged: {attempt:?}");
     };
     assert_eq!(session.status, SessionStatus::Approved);
-    let callback = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("written");
+    let callback = written_callback(&store, pending.id).await;
     assert!(callback.approved);
     assert_eq!(callback.session_token, "tok");
     assert_eq!(
@@ -1237,16 +1227,8 @@ async fn a_decision_after_expiry_times_the_sign_in_out_unjudged(store: Store) {
         panic!("not pending: {attempt:?}");
     };
     assert_eq!(session.status, SessionStatus::TimedOut);
-    let stored = store
-        .session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let stored = stored_session(&store, pending.id).await;
     assert_eq!(stored.status, SessionStatus::TimedOut);
-    let callback = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("written");
+    let callback = written_callback(&store, pending.id).await;
     assert!(!callback.approved);
 }

@@ -37,30 +37,39 @@ pub fn router(max_concurrent_requests: usize) -> Router<AppState> {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed.during(Operation::Other)
         });
-    Router::new()
+    let router = Router::new()
         .nest("/authen-api/api/v1", routes)
         .route("/authen-api/{*rest}", axum::routing::any(not_found))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async { overloaded() }))
-                // Refuse at once beyond the limit instead of queueing requests until their
-                // callers time out: a fast OVERLOADED lets integrators retry or fail over.
-                .load_shed()
-                .concurrency_limit(max_concurrent_requests),
-        )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    limit_concurrency(router, max_concurrent_requests, || {
+        ApiError::Overloaded
+            .during(Operation::Other)
+            .into_response()
+    })
+}
+
+/// At most `max` requests in flight through `router`; beyond, `overloaded()` at once, with
+/// `Retry-After: 1`. Refusing at once instead of queueing requests until their callers time
+/// out lets clients retry or fail over.
+pub(crate) fn limit_concurrency(
+    router: Router<AppState>,
+    max: usize,
+    overloaded: fn() -> Response,
+) -> Router<AppState> {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(move |_: BoxError| async move {
+                let mut response = overloaded();
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                response
+            }))
+            .load_shed()
+            .concurrency_limit(max),
+    )
 }
 
 async fn not_found() -> Response {
     ApiError::NotFound.during(Operation::Other).into_response()
-}
-
-fn overloaded() -> Response {
-    let mut response = ApiError::Overloaded
-        .during(Operation::Other)
-        .into_response();
-    response
-        .headers_mut()
-        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-    response
 }

@@ -13,15 +13,13 @@ mod signins;
 
 use axum::{
     Router,
-    error_handling::HandleErrorLayer,
     response::{IntoResponse, Response},
     routing::{any, get, post},
 };
-use tower::{BoxError, ServiceBuilder};
 
 use self::error::AppApiError;
 pub use self::signals::PushSignals;
-use crate::state::AppState;
+use crate::{api::limit_concurrency, state::AppState};
 
 /// The app API's routes. Long polls count towards `max_concurrent_requests` like any request.
 pub fn router(max_concurrent_requests: usize) -> Router<AppState> {
@@ -31,25 +29,14 @@ pub fn router(max_concurrent_requests: usize) -> Router<AppState> {
         .route("/signins/{id}/approve", post(signins::approve))
         .route("/signins/{id}/deny", post(signins::deny))
         .method_not_allowed_fallback(|| async { AppApiError::MethodNotAllowed });
-    Router::new()
+    let router = Router::new()
         .nest("/app-api/v1", routes)
-        .route("/app-api/{*rest}", any(not_found))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: BoxError| async { overloaded() }))
-                .load_shed()
-                .concurrency_limit(max_concurrent_requests),
-        )
+        .route("/app-api/{*rest}", any(not_found));
+    limit_concurrency(router, max_concurrent_requests, || {
+        AppApiError::Overloaded.into_response()
+    })
 }
 
 async fn not_found() -> Response {
     AppApiError::NotFound.into_response()
-}
-
-fn overloaded() -> Response {
-    let mut response = AppApiError::Overloaded.into_response();
-    response
-        .headers_mut()
-        .insert("retry-after", axum::http::HeaderValue::from_static("1"));
-    response
 }

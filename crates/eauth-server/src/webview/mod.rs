@@ -372,6 +372,24 @@ async fn settle_expiry(
     Ok(session)
 }
 
+/// The checked parameters of a sign-in link, or the dead end (page or JSON) that says why it
+/// is not one.
+async fn context_of_link(
+    state: &AppState,
+    query: Result<Query<Params>, QueryRejection>,
+    headers: &HeaderMap,
+) -> Result<Context, Response> {
+    let params = match query {
+        Ok(Query(params)) => params,
+        Err(rejection) => {
+            return Err(dead_end(bad_link(rejection.body_text()), headers).into_response());
+        }
+    };
+    resolve(state, params)
+        .await
+        .map_err(|outcome| dead_end(outcome, headers).into_response())
+}
+
 /// `GET /start-authentication`.
 #[tracing::instrument(name = "signin_page", skip_all)]
 async fn show(
@@ -381,15 +399,9 @@ async fn show(
     headers: HeaderMap,
     query: Result<Query<Params>, QueryRejection>,
 ) -> Response {
-    let params = match query {
-        Ok(Query(params)) => params,
-        Err(rejection) => {
-            return dead_end(bad_link(rejection.body_text()), &headers).into_response();
-        }
-    };
-    let ctx = match resolve(&state, params).await {
+    let ctx = match context_of_link(&state, query, &headers).await {
         Ok(ctx) => ctx,
-        Err(outcome) => return dead_end(outcome, &headers).into_response(),
+        Err(dead_end) => return dead_end,
     };
     let (jar, nonce) = browser_nonce(jar);
     match render_page(&state, &ctx, &nonce, source).await {
@@ -827,15 +839,9 @@ async fn status(
         header::ACCEPT,
         header::HeaderValue::from_static("application/json"),
     );
-    let params = match query {
-        Ok(Query(params)) => params,
-        Err(rejection) => {
-            return dead_end(bad_link(rejection.body_text()), &headers).into_response();
-        }
-    };
-    let ctx = match resolve(&state, params).await {
+    let ctx = match context_of_link(&state, query, &headers).await {
         Ok(ctx) => ctx,
-        Err(outcome) => return dead_end(outcome, &headers).into_response(),
+        Err(dead_end) => return dead_end,
     };
     match decided(&state, &ctx).await {
         Ok(next) => ctx.answer(next, &headers).into_response(),
