@@ -125,6 +125,8 @@
   function pollStatus() {
     var form = document.querySelector("form.signin");
     if (!document.querySelector("[data-push]") || !form || !window.fetch) return;
+    // Only now may the page promise to go on by itself.
+    document.documentElement.classList.add("js");
     var query = new URLSearchParams();
     ["signin_method", "session_token", "redirect_uri", "state"].forEach(function (name) {
       var field = form.querySelector('input[type="hidden"][name="' + name + '"]');
