@@ -186,14 +186,9 @@ pub fn add(
     Ok(Added { label, warnings })
 }
 
-/// Adds the account of the `otpauth://totp/` URI in the QR code of a PNG or JPEG image.
-pub fn add_from_qr(
-    file: &AccountsFile,
-    image: &Path,
-    registering: Option<&Registering<'_>>,
-) -> Result<Added, Error> {
-    let text = qr::read_text(image)?;
-    add(file, &text, registering)
+/// The `otpauth://totp/` URI in the QR code of a PNG or JPEG image, to add.
+pub fn read_qr(image: &Path) -> Result<String, Error> {
+    Ok(qr::read_text(image)?)
 }
 
 /// Registers a new device key for the account, proving it with the current code. The service

@@ -140,9 +140,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Add(add) => {
             let uri = match (add.uri.as_deref(), &add.qr) {
-                (_, Some(_)) => None,
-                (Some("-"), None) => Some(app::read_uri(io::stdin().lock())?),
-                (Some(uri), None) => Some(uri.to_owned()),
+                (_, Some(image)) => app::read_qr(image)?,
+                (Some("-"), None) => app::read_uri(io::stdin().lock())?,
+                (Some(uri), None) => uri.to_owned(),
                 (None, None) => unreachable!("BUG: clap requires the URI or --qr"),
             };
             let clock = || since_epoch().as_secs();
@@ -151,12 +151,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "eauth: the current code was already used; waiting {seconds}s for the next one"
                 );
             };
-            let registering = registering(&add, uri.as_deref(), &clock, &on_wait)?;
-            let added = match (uri, &add.qr) {
-                (_, Some(image)) => app::add_from_qr(&file, image, registering.as_ref())?,
-                (Some(uri), None) => app::add(&file, &uri, registering.as_ref())?,
-                (None, None) => unreachable!("BUG: clap requires the URI or --qr"),
-            };
+            let registering = registering(&add, &uri, &clock, &on_wait)?;
+            let added = app::add(&file, &uri, registering.as_ref())?;
             report(&added, registering.is_some());
         }
         Command::Approve(Approve {
@@ -270,7 +266,7 @@ fn report(added: &Added, registered: bool) {
 /// that can be registered (with client_id and email); otherwise nothing.
 fn registering<'a>(
     add: &Add,
-    uri: Option<&str>,
+    uri: &str,
     clock: &'a dyn Fn() -> u64,
     on_wait: &'a dyn Fn(u64),
 ) -> Result<Option<Registering<'a>>, Error> {
@@ -278,7 +274,7 @@ fn registering<'a>(
         Some(server) => server.clone(),
         None => match std::env::var("EAUTH_SERVER").ok().filter(|s| !s.is_empty()) {
             // A default server applies to the portals' URIs only; others are added as usual.
-            Some(server) if uri.is_none_or(is_registrable) => server,
+            Some(server) if is_registrable(uri) => server,
             _ => return Ok(None),
         },
     };

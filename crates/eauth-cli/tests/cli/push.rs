@@ -378,3 +378,28 @@ fn bad_push_input_is_refused_with_one_line_and_nothing_changed() {
     service.add(&sandbox).refused(2, "is already an account");
     assert_eq!(service.devices(), 1);
 }
+
+#[test]
+fn a_default_server_registers_portal_accounts_and_leaves_others_alone() {
+    let service = Service::start();
+    let sandbox = Sandbox::new();
+    let with_default = |args: &[&str]| {
+        Run::from_output(
+            sandbox
+                .command()
+                .env("EAUTH_SERVER", &service.url)
+                .env("EAUTH_CA_CERT", &service.cert)
+                .args(args)
+                .output()
+                .expect("eauth runs"),
+        )
+    };
+    let added = with_default(&["add", &service.uri()]).ok();
+    assert!(
+        added.stdout.ends_with("(registered for push approval)\n"),
+        "{added:?}"
+    );
+    assert_eq!(service.devices(), 1);
+    let other = with_default(&["add", &format!("otpauth://totp/Other:bob?secret={SEED}")]).ok();
+    assert_eq!(other.stdout, "added Other:bob\n");
+}
