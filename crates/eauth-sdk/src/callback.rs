@@ -1,0 +1,534 @@
+//! The server-to-server callback (guide, API reference 2), and why it must be verified.
+//!
+//! When a sign-in finishes, the service calls the application's registered callback URL:
+//!
+//! ```text
+//! GET {callback_url}?result=true|false&session_token=T&timestamp=UNIX&signature=HEX
+//! ```
+//!
+//! where `signature` is the lowercase hex of HMAC-SHA256, keyed with the callback secret's
+//! UTF-8 bytes, over `"{timestamp}.{result}.{session_token}"`.
+//!
+//! **Why the signature matters.** The session token is no secret from the user: it passes
+//! through their browser (the sign-in URL carries it, and the redirect brings it back). The
+//! guide's unsigned callback would therefore let someone who knows only the user's password —
+//! enough to get the portal to create a session — call the portal's callback URL themselves
+//! with `result=true` and their session token, and be let in without the second factor. The
+//! signature proves the service sent the result; the timestamp bounds how long a captured
+//! callback stays usable; and the portal accepting each session token once (removing it when
+//! its result arrives) makes a replay inside that window worthless.
+
+use std::time::{Duration, SystemTime};
+
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+use crate::{SessionToken, config::ConfigError, unix_seconds};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The parameters a callback carries, all required, each once.
+const RESULT: &str = "result";
+const SESSION_TOKEN: &str = "session_token";
+const TIMESTAMP: &str = "timestamp";
+const SIGNATURE: &str = "signature";
+
+/// Query strings longer than this are refused unparsed: a real callback is about 600 bytes.
+const MAX_QUERY_LEN: usize = 8 * 1024;
+/// Session tokens longer than this are refused: the service's are about 400 bytes.
+const MAX_TOKEN_LEN: usize = 2048;
+
+/// A callback whose signature and timestamp were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCallback {
+    /// Whether the user passed the second factor (`result=true`).
+    pub approved: bool,
+    /// The session the result is for: compare it with the token stored when the session was
+    /// created, and accept it once.
+    pub session_token: SessionToken,
+    /// When the service signed the callback, in Unix seconds.
+    pub timestamp: u64,
+}
+
+/// Why a callback was refused. Every refusal means: do not act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// The query string is implausibly long.
+    #[error("the callback's query string is too long")]
+    TooLong,
+    /// A required parameter is absent.
+    #[error("the callback has no {0} parameter")]
+    Missing(&'static str),
+    /// A parameter is given more than once (which value would the signature cover?).
+    #[error("the callback has the {0} parameter more than once")]
+    Duplicate(&'static str),
+    /// A parameter that callbacks do not carry (its name, shortened).
+    #[error("the callback has an unexpected parameter {0:?}")]
+    Unexpected(String),
+    /// A parameter's value is not of its form: `result` not `true`/`false`, `timestamp` not
+    /// decimal seconds, `signature` not 64 lowercase hex digits, `session_token` empty or
+    /// too long.
+    #[error("the callback's {0} parameter is malformed")]
+    Malformed(&'static str),
+    /// The signature is not the callback secret's over these values: forged or tampered
+    /// with, or signed with another secret.
+    #[error("the callback's signature is not valid")]
+    BadSignature,
+    /// Signed too long ago (or too far in the future) for the configured tolerance.
+    #[error("the callback's timestamp {timestamp} is too far from now ({now})")]
+    OutsideTolerance {
+        /// The callback's timestamp, Unix seconds.
+        timestamp: u64,
+        /// The portal's clock, Unix seconds.
+        now: u64,
+    },
+}
+
+/// Checks callbacks with the application's callback secret.
+///
+/// [`Client::verify_callback`](crate::Client::verify_callback) uses one; this type is for a
+/// callback endpoint that runs without a client.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use eauth_sdk::{CallbackError, CallbackVerifier};
+///
+/// let verifier = CallbackVerifier::new("ecs_example")?;
+/// let token = "eyJhbGciOiJIUzI1NiJ9.e30.sig";
+/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+///
+/// // What the service sends (built here with the same secret, as a test would).
+/// let query = verifier.signed_query(true, token, 1_700_000_000);
+/// let callback = verifier.verify(&query, now)?;
+/// assert!(callback.approved);
+/// assert_eq!(callback.session_token.as_str(), token);
+///
+/// // The same values with the result flipped no longer match the signature.
+/// let forged = query.replace("result=true", "result=false");
+/// assert_eq!(verifier.verify(&forged, now), Err(CallbackError::BadSignature));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct CallbackVerifier {
+    secret: SecretString,
+    tolerance: Duration,
+}
+
+impl std::fmt::Debug for CallbackVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackVerifier")
+            .field("secret", &"<redacted>")
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
+impl CallbackVerifier {
+    /// A verifier for `secret` (surrounding white space ignored) with the default tolerance
+    /// of 300 s; refuses an empty secret.
+    pub fn new(secret: &str) -> Result<Self, ConfigError> {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(ConfigError::CallbackSecret);
+        }
+        Ok(Self {
+            secret: SecretString::from(secret),
+            tolerance: crate::config::DEFAULT_CALLBACK_TOLERANCE,
+        })
+    }
+
+    /// The same verifier with another tolerance between a callback's timestamp and `now`.
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Verifies a callback from its raw query string (with or without the leading `?`),
+    /// as the web framework hands it over (`axum::extract::RawQuery`, `Uri::query`, ...).
+    ///
+    /// Prefer this to [`verify_pairs`](Self::verify_pairs): a query string already parsed
+    /// into a map has lost its duplicate parameters, which this check refuses.
+    pub fn verify(&self, query: &str, now: SystemTime) -> Result<VerifiedCallback, CallbackError> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        if query.len() > MAX_QUERY_LEN {
+            return Err(CallbackError::TooLong);
+        }
+        self.verify_pairs(url::form_urlencoded::parse(query.as_bytes()), now)
+    }
+
+    /// Verifies a callback from its decoded query parameters, in order.
+    ///
+    /// Exactly `result`, `session_token`, `timestamp` and `signature`, each once: anything
+    /// else is refused. Then the signature is checked (in constant time), then the
+    /// timestamp against `now` and the tolerance.
+    pub fn verify_pairs<K, V>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+        now: SystemTime,
+    ) -> Result<VerifiedCallback, CallbackError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut values: [Option<String>; 4] = Default::default();
+        for (name, value) in pairs {
+            let name = name.as_ref();
+            let (slot, known) = match name {
+                RESULT => (0, RESULT),
+                SESSION_TOKEN => (1, SESSION_TOKEN),
+                TIMESTAMP => (2, TIMESTAMP),
+                SIGNATURE => (3, SIGNATURE),
+                _ => return Err(CallbackError::Unexpected(name.chars().take(40).collect())),
+            };
+            if values[slot].is_some() {
+                return Err(CallbackError::Duplicate(known));
+            }
+            values[slot] = Some(value.as_ref().to_owned());
+        }
+        let [result, session_token, timestamp, signature] = values;
+        let result = result.ok_or(CallbackError::Missing(RESULT))?;
+        let session_token = session_token.ok_or(CallbackError::Missing(SESSION_TOKEN))?;
+        let timestamp_text = timestamp.ok_or(CallbackError::Missing(TIMESTAMP))?;
+        let signature = signature.ok_or(CallbackError::Missing(SIGNATURE))?;
+
+        let approved = match result.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(CallbackError::Malformed(RESULT)),
+        };
+        if session_token.is_empty() || session_token.len() > MAX_TOKEN_LEN {
+            return Err(CallbackError::Malformed(SESSION_TOKEN));
+        }
+        let timestamp = parse_timestamp(&timestamp_text)?;
+        let signature = parse_signature(&signature)?;
+
+        // The MAC covers the values exactly as received; `verify_slice` compares in constant
+        // time, so a forger learns nothing from how long a refusal takes.
+        self.mac(&timestamp_text, &result, &session_token)
+            .verify_slice(&signature)
+            .map_err(|_| CallbackError::BadSignature)?;
+
+        let now = unix_seconds(now);
+        if now.abs_diff(timestamp) > self.tolerance.as_secs() {
+            return Err(CallbackError::OutsideTolerance { timestamp, now });
+        }
+        Ok(VerifiedCallback {
+            approved,
+            session_token: SessionToken::from(session_token),
+            timestamp,
+        })
+    }
+
+    /// The signature the service puts on a callback: lowercase hex of HMAC-SHA256 over
+    /// `"{timestamp}.{result}.{session_token}"`.
+    pub fn sign(&self, approved: bool, session_token: &str, timestamp: u64) -> String {
+        let result = if approved { "true" } else { "false" };
+        let mac = self.mac(&timestamp.to_string(), result, session_token);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The query string of a callback as the service sends it, signed with this secret: to
+    /// test a callback endpoint without the service.
+    pub fn signed_query(&self, approved: bool, session_token: &str, timestamp: u64) -> String {
+        let signature = self.sign(approved, session_token, timestamp);
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair(RESULT, if approved { "true" } else { "false" })
+            .append_pair(SESSION_TOKEN, session_token)
+            .append_pair(TIMESTAMP, &timestamp.to_string())
+            .append_pair(SIGNATURE, &signature)
+            .finish()
+    }
+
+    fn mac(&self, timestamp: &str, result: &str, session_token: &str) -> HmacSha256 {
+        // HMAC takes keys of any length (RFC 2104 §2), so this cannot fail; the fallback only
+        // keeps the code free of panics.
+        let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
+            .unwrap_or_else(|_| HmacSha256::new(&Default::default()));
+        for part in [timestamp, ".", result, ".", session_token] {
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+}
+
+/// Decimal Unix seconds: digits only (no sign, no white space), as the service writes them.
+fn parse_timestamp(raw: &str) -> Result<u64, CallbackError> {
+    if raw.is_empty() || raw.len() > 19 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CallbackError::Malformed(TIMESTAMP));
+    }
+    raw.parse().map_err(|_| CallbackError::Malformed(TIMESTAMP))
+}
+
+/// 64 lowercase hex digits, the contract's spelling.
+fn parse_signature(raw: &str) -> Result<Vec<u8>, CallbackError> {
+    let well_formed =
+        raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !well_formed {
+        return Err(CallbackError::Malformed(SIGNATURE));
+    }
+    hex::decode(raw).map_err(|_| CallbackError::Malformed(SIGNATURE))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    const SECRET: &str = "ecs_kzq2c7x4m3d5v6b7n8p9q2r3s4t5u6v7";
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.eyJqdGkiOiIxIn0.c2lnbmF0dXJl";
+    const SIGNED_AT: u64 = 1_700_000_000;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    fn verifier() -> CallbackVerifier {
+        CallbackVerifier::new(SECRET).expect("secret")
+    }
+
+    fn valid_query(approved: bool) -> String {
+        verifier().signed_query(approved, TOKEN, SIGNED_AT)
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_over_the_contracts_string_in_lowercase_hex() {
+        // Computed independently: printf '%s' '1700000000.true.TOKEN' |
+        //   openssl dgst -sha256 -hmac 'ecs_kzq2c7x4m3d5v6b7n8p9q2r3s4t5u6v7'
+        let expected = "ba33554ab041d31b4f48f598c5402969486ca726d97582dfc69b13aba04247ea";
+        assert_eq!(verifier().sign(true, TOKEN, SIGNED_AT), expected);
+    }
+
+    #[test]
+    fn a_valid_callback_is_accepted_with_its_values() {
+        for approved in [true, false] {
+            let callback = verifier()
+                .verify(&valid_query(approved), at(SIGNED_AT + 5))
+                .expect("valid");
+            assert_eq!(
+                callback,
+                VerifiedCallback {
+                    approved,
+                    session_token: SessionToken::from(TOKEN.to_owned()),
+                    timestamp: SIGNED_AT,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn parameters_may_come_in_any_order_and_with_a_leading_question_mark() {
+        let signature = verifier().sign(true, TOKEN, SIGNED_AT);
+        let query = format!(
+            "?signature={signature}&timestamp={SIGNED_AT}&session_token={TOKEN}&result=true"
+        );
+        assert!(verifier().verify(&query, at(SIGNED_AT)).is_ok());
+    }
+
+    #[test]
+    fn a_callback_signed_with_another_secret_is_forged() {
+        let forger = CallbackVerifier::new("ecs_guessed").expect("secret");
+        let query = forger.signed_query(true, TOKEN, SIGNED_AT);
+        assert_eq!(
+            verifier().verify(&query, at(SIGNED_AT)),
+            Err(CallbackError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_callback_with_any_value_changed_is_refused() {
+        let query = valid_query(false);
+        let tampered = [
+            query.replace("result=false", "result=true"),
+            query.replace(TOKEN, "eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiIyIn0.b3RoZXI"),
+            query.replace(&SIGNED_AT.to_string(), &(SIGNED_AT + 1).to_string()),
+        ];
+        for query in tampered {
+            assert_eq!(
+                verifier().verify(&query, at(SIGNED_AT)),
+                Err(CallbackError::BadSignature),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_timestamp_must_be_within_the_tolerance_either_way() {
+        let query = valid_query(true);
+        let v = verifier();
+        assert!(v.verify(&query, at(SIGNED_AT + 300)).is_ok());
+        assert!(v.verify(&query, at(SIGNED_AT - 300)).is_ok());
+        for now in [SIGNED_AT + 301, SIGNED_AT - 301, 0] {
+            assert_eq!(
+                v.verify(&query, at(now)),
+                Err(CallbackError::OutsideTolerance {
+                    timestamp: SIGNED_AT,
+                    now
+                })
+            );
+        }
+        let strict = verifier().with_tolerance(Duration::from_secs(10));
+        assert!(strict.verify(&query, at(SIGNED_AT + 10)).is_ok());
+        assert!(strict.verify(&query, at(SIGNED_AT + 11)).is_err());
+    }
+
+    #[test]
+    fn missing_duplicated_and_unexpected_parameters_are_refused() {
+        let query = valid_query(true);
+        let without = |name: &str| {
+            query
+                .split('&')
+                .filter(|pair| !pair.starts_with(&format!("{name}=")))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        for (name, expected) in [
+            (RESULT, CallbackError::Missing(RESULT)),
+            (SESSION_TOKEN, CallbackError::Missing(SESSION_TOKEN)),
+            (TIMESTAMP, CallbackError::Missing(TIMESTAMP)),
+            (SIGNATURE, CallbackError::Missing(SIGNATURE)),
+        ] {
+            assert_eq!(
+                verifier().verify(&without(name), at(SIGNED_AT)),
+                Err(expected)
+            );
+        }
+        let cases = [
+            (
+                format!("{query}&result=true"),
+                CallbackError::Duplicate(RESULT),
+            ),
+            (
+                format!("result=false&{query}"),
+                CallbackError::Duplicate(RESULT),
+            ),
+            (
+                format!("{query}&session_token=other"),
+                CallbackError::Duplicate(SESSION_TOKEN),
+            ),
+            (
+                format!("{query}&timestamp=1"),
+                CallbackError::Duplicate(TIMESTAMP),
+            ),
+            (
+                format!("{query}&signature=00"),
+                CallbackError::Duplicate(SIGNATURE),
+            ),
+            (
+                format!("{query}&email=victim@example.com"),
+                CallbackError::Unexpected("email".into()),
+            ),
+            (
+                format!("{query}&Result=true"),
+                CallbackError::Unexpected("Result".into()),
+            ),
+            (String::new(), CallbackError::Missing(RESULT)),
+            ("x".repeat(MAX_QUERY_LEN + 1), CallbackError::TooLong),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(
+                verifier().verify(&query, at(SIGNED_AT)),
+                Err(expected),
+                "{query:.80}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_refused_before_the_signature_is_checked() {
+        let v = verifier();
+        let signature = v.sign(true, TOKEN, SIGNED_AT);
+        let query = |result: &str, token: &str, timestamp: &str, signature: &str| {
+            format!(
+                "result={result}&session_token={token}&timestamp={timestamp}&signature={signature}"
+            )
+        };
+        let ts = SIGNED_AT.to_string();
+        let long_token = "a".repeat(MAX_TOKEN_LEN + 1);
+        let cases = [
+            (query("TRUE", TOKEN, &ts, &signature), RESULT),
+            (query("1", TOKEN, &ts, &signature), RESULT),
+            (query("", TOKEN, &ts, &signature), RESULT),
+            (query("true", "", &ts, &signature), SESSION_TOKEN),
+            (query("true", &long_token, &ts, &signature), SESSION_TOKEN),
+            (query("true", TOKEN, "", &signature), TIMESTAMP),
+            (query("true", TOKEN, "%2B1700000000", &signature), TIMESTAMP),
+            (query("true", TOKEN, "-1", &signature), TIMESTAMP),
+            (query("true", TOKEN, "1.7e9", &signature), TIMESTAMP),
+            (
+                query("true", TOKEN, "99999999999999999999", &signature),
+                TIMESTAMP,
+            ),
+            (
+                query("true", TOKEN, &ts, &signature.to_uppercase()),
+                SIGNATURE,
+            ),
+            (query("true", TOKEN, &ts, &signature[..63]), SIGNATURE),
+            (
+                query("true", TOKEN, &ts, &format!("{signature}00")),
+                SIGNATURE,
+            ),
+            (query("true", TOKEN, &ts, &"g".repeat(64)), SIGNATURE),
+            (query("true", TOKEN, &ts, ""), SIGNATURE),
+        ];
+        for (query, parameter) in cases {
+            assert_eq!(
+                v.verify(&query, at(SIGNED_AT)),
+                Err(CallbackError::Malformed(parameter)),
+                "{query:.120}"
+            );
+        }
+    }
+
+    #[test]
+    fn already_parsed_pairs_are_checked_the_same_way() {
+        let v = verifier();
+        let signature = v.sign(true, TOKEN, SIGNED_AT);
+        let ts = SIGNED_AT.to_string();
+        let pairs = vec![
+            ("result", "true"),
+            ("session_token", TOKEN),
+            ("timestamp", ts.as_str()),
+            ("signature", signature.as_str()),
+        ];
+        assert!(v.verify_pairs(pairs.clone(), at(SIGNED_AT)).is_ok());
+        let mut doubled = pairs.clone();
+        doubled.push(("result", "true"));
+        assert_eq!(
+            v.verify_pairs(doubled, at(SIGNED_AT)),
+            Err(CallbackError::Duplicate(RESULT))
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let v = verifier();
+        for query in [
+            "%",
+            "%ff%fe=%00",
+            "result=%E2%82",
+            "&&&&",
+            "=",
+            "result",
+            "result=true&session_token",
+            "\u{0}\u{1}",
+            "résult=vrai",
+        ] {
+            assert!(v.verify(query, at(SIGNED_AT)).is_err(), "{query:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused_and_the_secret_never_prints() {
+        assert!(matches!(
+            CallbackVerifier::new("  \n"),
+            Err(ConfigError::CallbackSecret)
+        ));
+        assert!(!format!("{:?}", verifier()).contains(SECRET));
+        // A secret pasted with its newline still verifies the service's signatures.
+        let pasted = CallbackVerifier::new(&format!("{SECRET}\n")).expect("secret");
+        assert!(pasted.verify(&valid_query(true), at(SIGNED_AT)).is_ok());
+    }
+}
