@@ -1,8 +1,11 @@
-//! Sign-in (guide, Steps 3 to 5): the session token.
+//! Sign-in (guide, Steps 3 to 5): the session token, the URL that sends the user to the
+//! service's sign-in page, and the session's outcome as `session-result` reports it.
 
 use std::fmt;
 
+use eauth_core::SessionStatus;
 use subtle::ConstantTimeEq;
+use url::Url;
 
 /// A session token from [`Client::create_session`](crate::Client::create_session).
 ///
@@ -52,12 +55,145 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+/// How the user is sent to the sign-in page (guide, Step 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    /// Navigate the browser to the page; the service redirects back to `redirect_uri` (one of
+    /// the application's registered redirect URIs) with `session_token` on success or `error`
+    /// on failure.
+    Redirect {
+        /// Where the browser comes back to.
+        redirect_uri: String,
+    },
+    /// Open the page in a popup; it posts the outcome to the opener with `postMessage`.
+    Popup {
+        /// The portal's origin, the only `targetOrigin` the page will post to (recommended).
+        redirect_uri: Option<String>,
+        /// A fresh random value the portal's page keeps (e.g. in `sessionStorage`) and
+        /// compares with the `state` of the message it receives, refusing a mismatch: without
+        /// this, another site's popup could feed the page a result (CSRF).
+        state: String,
+    },
+}
+
+/// Builds `{start}?signin_method=...&session_token=...&redirect_uri=...&state=...`, each value
+/// form-encoded.
+pub(crate) fn authentication_url(start: &Url, token: &SessionToken, sign_in: &SignIn) -> Url {
+    let mut url = start.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        match sign_in {
+            SignIn::Redirect { redirect_uri } => {
+                query
+                    .append_pair("signin_method", "redirect")
+                    .append_pair("session_token", token.as_str())
+                    .append_pair("redirect_uri", redirect_uri);
+            }
+            SignIn::Popup {
+                redirect_uri,
+                state,
+            } => {
+                query
+                    .append_pair("signin_method", "popup")
+                    .append_pair("session_token", token.as_str());
+                if let Some(redirect_uri) = redirect_uri {
+                    query.append_pair("redirect_uri", redirect_uri);
+                }
+                query.append_pair("state", state);
+            }
+        }
+    }
+    url
+}
+
+/// A session's outcome, from [`Client::session_result`](crate::Client::session_result).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionResult {
+    /// Where the session stands.
+    pub status: SessionStatus,
+    /// The user the session is for, as the service normalised it (lower case).
+    pub email: String,
+    /// When the session finished, in Unix seconds; `None` while it is pending.
+    pub finished_at: Option<u64>,
+}
+
+impl SessionResult {
+    /// Whether the user passed the second factor: the only status that lets them in.
+    pub fn is_approved(&self) -> bool {
+        self.status == SessionStatus::Approved
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn start() -> Url {
+        Url::parse("https://auth.example.com/start-authentication").expect("url")
+    }
+
     fn token() -> SessionToken {
         SessionToken::from("aaa.bbb.ccc".to_owned())
+    }
+
+    fn pairs(url: &Url) -> Vec<(String, String)> {
+        url.query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_redirect_url_has_the_guides_parameters_in_order() {
+        let url = authentication_url(
+            &start(),
+            &token(),
+            &SignIn::Redirect {
+                redirect_uri: "https://portal.example.com/callback".into(),
+            },
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://auth.example.com/start-authentication?signin_method=redirect\
+             &session_token=aaa.bbb.ccc&redirect_uri=https%3A%2F%2Fportal.example.com%2Fcallback"
+        );
+    }
+
+    #[test]
+    fn popup_values_with_reserved_characters_survive_the_round_trip() {
+        let state = "a b&c=d+e/f?g#h%i";
+        let url = authentication_url(
+            &start(),
+            &token(),
+            &SignIn::Popup {
+                redirect_uri: Some("https://portal.example.com/app?x=1&y=2".into()),
+                state: state.into(),
+            },
+        );
+        assert_eq!(url.fragment(), None);
+        assert_eq!(
+            pairs(&url),
+            [
+                ("signin_method".into(), "popup".into()),
+                ("session_token".into(), "aaa.bbb.ccc".into()),
+                (
+                    "redirect_uri".into(),
+                    "https://portal.example.com/app?x=1&y=2".into()
+                ),
+                ("state".into(), state.into()),
+            ]
+        );
+        let without_redirect = authentication_url(
+            &start(),
+            &token(),
+            &SignIn::Popup {
+                redirect_uri: None,
+                state: "s".into(),
+            },
+        );
+        assert_eq!(
+            without_redirect.query(),
+            Some("signin_method=popup&session_token=aaa.bbb.ccc&state=s")
+        );
     }
 
     #[test]

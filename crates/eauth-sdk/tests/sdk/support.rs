@@ -1,0 +1,121 @@
+//! `spawn_service`: the real eAuthenticator on a free port with a fresh data directory and
+//! database (as `eauth-server`'s own `spawn_app`), and SDK clients configured for it.
+
+use eauth_core::{ClientId, Email};
+use eauth_sdk::{Client, Config};
+use eauth_server::{
+    RunningServer, Settings,
+    admin::{Admin, ApplicationInput, Credentials},
+};
+use eauth_store::{
+    Store,
+    testing::{Backend, TestDatabase},
+};
+
+/// A running service, and what a test needs to reach it.
+pub struct TestService {
+    pub base_url: String,
+    /// The self-signed certificate it generated (`<data_dir>/tls/cert.pem`).
+    pub certificate_pem: Vec<u8>,
+    pub settings: Settings,
+    pub store: Store,
+    _server: RunningServer,
+    _data_dir: tempfile::TempDir,
+    _database: TestDatabase,
+}
+
+/// Starts the service on SQLite. The SDK's own suite does not repeat the server's
+/// per-backend runs: what it tests is the client.
+pub async fn spawn_service() -> TestService {
+    // The server side of the TLS handshake uses the process-wide provider; the SDK does not.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let database = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("SQLite database");
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: data_dir.path().to_path_buf(),
+        database_url: Some(database.url().to_owned()),
+        ..Settings::defaults()
+    };
+    let server = RunningServer::start(&settings)
+        .await
+        .expect("server starts");
+    let certificate_pem =
+        std::fs::read(data_dir.path().join("tls/cert.pem")).expect("generated certificate");
+    let store = Store::connect(database.url()).await.expect("store");
+    TestService {
+        base_url: format!("https://{}", server.local_addr),
+        certificate_pem,
+        settings,
+        store,
+        _server: server,
+        _data_dir: data_dir,
+        _database: database,
+    }
+}
+
+impl TestService {
+    pub async fn admin(&self) -> Admin {
+        Admin::open(&self.settings).await.expect("admin")
+    }
+
+    /// Registers an application whitelisting `ips`, as `eauthd admin create-application`.
+    pub async fn register_for(&self, ips: &[&str]) -> Credentials {
+        let admin = self.admin().await;
+        let credentials = admin
+            .create_application(&ApplicationInput {
+                name: "SDK Portal".into(),
+                ips: ips.iter().map(|ip| (*ip).to_owned()).collect(),
+                callback_url: "https://portal.example.com/eauth/callback".into(),
+                redirect_uris: vec!["https://portal.example.com/callback".into()],
+                owner: None,
+            })
+            .await
+            .expect("application created");
+        admin.close().await;
+        credentials
+    }
+
+    /// Registers an application reachable from loopback.
+    pub async fn register(&self) -> Credentials {
+        self.register_for(&["127.0.0.1", "::1"]).await
+    }
+
+    /// The configuration an integrator would write for `credentials`, trusting the
+    /// service's certificate.
+    pub fn config(&self, credentials: &Credentials) -> Config {
+        Config {
+            base_url: self.base_url.clone(),
+            client_id: credentials.client_id.to_string(),
+            api_key: credentials.api_key.expose().into(),
+            callback_secret: credentials.callback_secret.expose().into(),
+            root_certificates_pem: vec![self.certificate_pem.clone()],
+            ..Config::default()
+        }
+    }
+
+    pub fn client(&self, credentials: &Credentials) -> Client {
+        Client::new(self.config(credentials)).expect("client")
+    }
+
+    /// A client built from `config` (adjusted by the test).
+    pub fn client_with(&self, config: Config) -> Client {
+        let shown = format!("{config:?}");
+        Client::new(config).unwrap_or_else(|error| panic!("{shown}: {error}"))
+    }
+
+    pub async fn is_enrolled(&self, client_id: ClientId, email: &str) -> bool {
+        let email = Email::parse(email).expect("email");
+        self.store
+            .enrollment(client_id, &email)
+            .await
+            .expect("store")
+            .is_some()
+    }
+
+    pub async fn session_count(&self, client_id: ClientId) -> u64 {
+        self.store.session_count(client_id).await.expect("store")
+    }
+}
