@@ -7,7 +7,10 @@
 //! ```
 //!
 //! where `signature` is the lowercase hex of HMAC-SHA256, keyed with the callback secret's
-//! UTF-8 bytes, over `"{timestamp}.{result}.{session_token}"`.
+//! UTF-8 bytes, over `"{timestamp}.{result}.{session_token}"` — computed here by
+//! `eauth_core::callback`, the code the service signs with. A registered callback URL's own
+//! query parameters stay in front of these four; tell the verifier about them with
+//! [`with_callback_url`](CallbackVerifier::with_callback_url).
 //!
 //! **Why the signature matters.** The session token is no secret from the user: it passes
 //! through their browser (the sign-in URL carries it, and the redirect brings it back). The
@@ -20,19 +23,19 @@
 
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, KeyInit, Mac};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use eauth_core::{CallbackSecret, callback::signature};
+use subtle::ConstantTimeEq;
+use url::Url;
 
 use crate::{SessionToken, config::ConfigError, unix_seconds};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The parameters a callback carries, all required, each once.
 const RESULT: &str = "result";
 const SESSION_TOKEN: &str = "session_token";
 const TIMESTAMP: &str = "timestamp";
 const SIGNATURE: &str = "signature";
+/// The four, in the order of `verify_pairs`'s slots.
+const SIGNED: [&str; 4] = [RESULT, SESSION_TOKEN, TIMESTAMP, SIGNATURE];
 
 /// Query strings longer than this are refused unparsed: a real callback is about 600 bytes.
 const MAX_QUERY_LEN: usize = 8 * 1024;
@@ -48,7 +51,7 @@ pub struct VerifiedCallback {
     /// created, and accept it once.
     pub session_token: SessionToken,
     /// When the service signed the callback, in Unix seconds.
-    pub timestamp: u64,
+    pub timestamp: i64,
 }
 
 /// Why a callback was refused. Every refusal means: do not act on it.
@@ -58,13 +61,15 @@ pub enum CallbackError {
     /// The query string is implausibly long.
     #[error("the callback's query string is too long")]
     TooLong,
-    /// A required parameter is absent.
+    /// A required parameter is absent: one of the four, or one of the registered callback
+    /// URL's own.
     #[error("the callback has no {0} parameter")]
-    Missing(&'static str),
+    Missing(String),
     /// A parameter is given more than once (which value would the signature cover?).
     #[error("the callback has the {0} parameter more than once")]
-    Duplicate(&'static str),
-    /// A parameter that callbacks do not carry (its name, shortened).
+    Duplicate(String),
+    /// A parameter that callbacks do not carry, or one of the registered callback URL's own
+    /// with another value (its name, shortened).
     #[error("the callback has an unexpected parameter {0:?}")]
     Unexpected(String),
     /// A parameter's value is not of its form: `result` not `true`/`false`, `timestamp` not
@@ -80,9 +85,9 @@ pub enum CallbackError {
     #[error("the callback's timestamp {timestamp} is too far from now ({now})")]
     OutsideTolerance {
         /// The callback's timestamp, Unix seconds.
-        timestamp: u64,
+        timestamp: i64,
         /// The portal's clock, Unix seconds.
-        now: u64,
+        now: i64,
     },
 }
 
@@ -110,19 +115,13 @@ pub enum CallbackError {
 /// assert_eq!(verifier.verify(&forged, now), Err(CallbackError::BadSignature));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct CallbackVerifier {
-    secret: SecretString,
+    /// Its `Debug` is redacted.
+    secret: CallbackSecret,
     tolerance: Duration,
-}
-
-impl std::fmt::Debug for CallbackVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallbackVerifier")
-            .field("secret", &"<redacted>")
-            .field("tolerance", &self.tolerance)
-            .finish()
-    }
+    /// The registered callback URL's own query parameters, which every callback carries too.
+    registered: Vec<(String, String)>,
 }
 
 impl CallbackVerifier {
@@ -134,8 +133,9 @@ impl CallbackVerifier {
             return Err(ConfigError::CallbackSecret);
         }
         Ok(Self {
-            secret: SecretString::from(secret),
+            secret: CallbackSecret::from_stored(secret.to_owned()),
             tolerance: crate::config::DEFAULT_CALLBACK_TOLERANCE,
+            registered: Vec::new(),
         })
     }
 
@@ -143,6 +143,44 @@ impl CallbackVerifier {
     pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
         self
+    }
+
+    /// The same verifier for an application whose registered callback URL has a query string
+    /// of its own (`https://portal.example.com/eauth?tenant=7`): the service keeps those
+    /// parameters in front of its four, so callbacks must carry them too, each once and with
+    /// its registered value. They are not signed: compare, never trust, anything read from
+    /// them. A URL without a query changes nothing.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use eauth_sdk::CallbackVerifier;
+    ///
+    /// let verifier = CallbackVerifier::new("ecs_example")?
+    ///     .with_callback_url("https://portal.example.com/eauth?tenant=7")?;
+    /// let signed = verifier.signed_query(true, "a.b.c", 1_700_000_000);
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// assert!(verifier.verify(&format!("tenant=7&{signed}"), now).is_ok());
+    /// assert!(verifier.verify(&format!("tenant=8&{signed}"), now).is_err());
+    /// assert!(verifier.verify(&signed, now).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_callback_url(mut self, registered: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::CallbackUrl(reason.to_owned());
+        let url = Url::parse(registered.trim()).map_err(|_| invalid("not an absolute URL"))?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, value) in url.query_pairs() {
+            if SIGNED.contains(&name.as_ref()) {
+                return Err(invalid(
+                    "its query has a parameter the service adds to callbacks",
+                ));
+            }
+            if pairs.iter().any(|(seen, _)| *seen == name) {
+                return Err(invalid("its query has a parameter more than once"));
+            }
+            pairs.push((name.into_owned(), value.into_owned()));
+        }
+        self.registered = pairs;
+        Ok(self)
     }
 
     /// Verifies a callback from its raw query string (with or without the leading `?`),
@@ -160,9 +198,10 @@ impl CallbackVerifier {
 
     /// Verifies a callback from its decoded query parameters, in order.
     ///
-    /// Exactly `result`, `session_token`, `timestamp` and `signature`, each once: anything
-    /// else is refused. Then the signature is checked (in constant time), then the
-    /// timestamp against `now` and the tolerance.
+    /// Exactly `result`, `session_token`, `timestamp` and `signature` (and the registered
+    /// callback URL's own parameters, if any), each once: anything else is refused. Then the
+    /// signature is checked (in constant time), then the timestamp against `now` and the
+    /// tolerance.
     pub fn verify_pairs<K, V>(
         &self,
         pairs: impl IntoIterator<Item = (K, V)>,
@@ -173,25 +212,33 @@ impl CallbackVerifier {
         V: AsRef<str>,
     {
         let mut values: [Option<String>; 4] = Default::default();
+        let mut registered_seen = vec![false; self.registered.len()];
         for (name, value) in pairs {
-            let name = name.as_ref();
-            let (slot, known) = match name {
-                RESULT => (0, RESULT),
-                SESSION_TOKEN => (1, SESSION_TOKEN),
-                TIMESTAMP => (2, TIMESTAMP),
-                SIGNATURE => (3, SIGNATURE),
-                _ => return Err(CallbackError::Unexpected(name.chars().take(40).collect())),
-            };
-            if values[slot].is_some() {
-                return Err(CallbackError::Duplicate(known));
+            let (name, value) = (name.as_ref(), value.as_ref());
+            if let Some(slot) = SIGNED.iter().position(|signed| *signed == name) {
+                if values[slot].is_some() {
+                    return Err(CallbackError::Duplicate(name.to_owned()));
+                }
+                values[slot] = Some(value.to_owned());
+                continue;
             }
-            values[slot] = Some(value.as_ref().to_owned());
+            match self.registered.iter().position(|(known, _)| known == name) {
+                Some(i) if registered_seen[i] => {
+                    return Err(CallbackError::Duplicate(name.to_owned()));
+                }
+                Some(i) if self.registered[i].1 == value => registered_seen[i] = true,
+                _ => return Err(CallbackError::Unexpected(name.chars().take(40).collect())),
+            }
+        }
+        if let Some(i) = registered_seen.iter().position(|seen| !seen) {
+            return Err(CallbackError::Missing(self.registered[i].0.clone()));
         }
         let [result, session_token, timestamp, signature] = values;
-        let result = result.ok_or(CallbackError::Missing(RESULT))?;
-        let session_token = session_token.ok_or(CallbackError::Missing(SESSION_TOKEN))?;
-        let timestamp_text = timestamp.ok_or(CallbackError::Missing(TIMESTAMP))?;
-        let signature = signature.ok_or(CallbackError::Missing(SIGNATURE))?;
+        let missing = |name: &str| CallbackError::Missing(name.to_owned());
+        let result = result.ok_or_else(|| missing(RESULT))?;
+        let session_token = session_token.ok_or_else(|| missing(SESSION_TOKEN))?;
+        let timestamp = timestamp.ok_or_else(|| missing(TIMESTAMP))?;
+        let signature = signature.ok_or_else(|| missing(SIGNATURE))?;
 
         let approved = match result.as_str() {
             "true" => true,
@@ -201,16 +248,20 @@ impl CallbackVerifier {
         if session_token.is_empty() || session_token.len() > MAX_TOKEN_LEN {
             return Err(CallbackError::Malformed(SESSION_TOKEN));
         }
-        let timestamp = parse_timestamp(&timestamp_text)?;
-        let signature = parse_signature(&signature)?;
+        let timestamp = parse_timestamp(&timestamp)?;
+        if !is_lowercase_hex_sha256(&signature) {
+            return Err(CallbackError::Malformed(SIGNATURE));
+        }
 
-        // The MAC covers the values exactly as received; `verify_slice` compares in constant
-        // time, so a forger learns nothing from how long a refusal takes.
-        self.mac(&timestamp_text, &result, &session_token)
-            .verify_slice(&signature)
-            .map_err(|_| CallbackError::BadSignature)?;
+        // Compared in constant time, so a forger learns nothing from how long a refusal
+        // takes. The values are canonical (checked above), so signing them again gives the
+        // very string the service signed.
+        let expected = self.sign(approved, &session_token, timestamp);
+        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
+            return Err(CallbackError::BadSignature);
+        }
 
-        let now = unix_seconds(now);
+        let now = i64::try_from(unix_seconds(now)).unwrap_or(i64::MAX);
         if now.abs_diff(timestamp) > self.tolerance.as_secs() {
             return Err(CallbackError::OutsideTolerance { timestamp, now });
         }
@@ -222,53 +273,40 @@ impl CallbackVerifier {
     }
 
     /// The signature the service puts on a callback: lowercase hex of HMAC-SHA256 over
-    /// `"{timestamp}.{result}.{session_token}"`.
-    pub fn sign(&self, approved: bool, session_token: &str, timestamp: u64) -> String {
-        let result = if approved { "true" } else { "false" };
-        let mac = self.mac(&timestamp.to_string(), result, session_token);
-        hex::encode(mac.finalize().into_bytes())
+    /// `"{timestamp}.{result}.{session_token}"`, by the service's own code
+    /// (`eauth_core::callback::signature`), so the two sides cannot drift apart.
+    pub fn sign(&self, approved: bool, session_token: &str, timestamp: i64) -> String {
+        signature(&self.secret, timestamp, approved, session_token)
     }
 
-    /// The query string of a callback as the service sends it, signed with this secret: to
-    /// test a callback endpoint without the service.
-    pub fn signed_query(&self, approved: bool, session_token: &str, timestamp: u64) -> String {
-        let signature = self.sign(approved, session_token, timestamp);
+    /// The query string of a callback as the service sends it (without the registered URL's
+    /// own parameters), signed with this secret: to test a callback endpoint without the
+    /// service.
+    pub fn signed_query(&self, approved: bool, session_token: &str, timestamp: i64) -> String {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair(RESULT, if approved { "true" } else { "false" })
             .append_pair(SESSION_TOKEN, session_token)
             .append_pair(TIMESTAMP, &timestamp.to_string())
-            .append_pair(SIGNATURE, &signature)
+            .append_pair(SIGNATURE, &self.sign(approved, session_token, timestamp))
             .finish()
-    }
-
-    fn mac(&self, timestamp: &str, result: &str, session_token: &str) -> HmacSha256 {
-        // HMAC takes keys of any length (RFC 2104 §2), so this cannot fail; the fallback only
-        // keeps the code free of panics.
-        let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
-            .unwrap_or_else(|_| HmacSha256::new(&Default::default()));
-        for part in [timestamp, ".", result, ".", session_token] {
-            mac.update(part.as_bytes());
-        }
-        mac
     }
 }
 
-/// Decimal Unix seconds: digits only (no sign, no white space), as the service writes them.
-fn parse_timestamp(raw: &str) -> Result<u64, CallbackError> {
-    if raw.is_empty() || raw.len() > 19 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+/// Decimal Unix seconds as the service writes them: digits only (no sign, no white space), no
+/// leading zero, within `i64`.
+fn parse_timestamp(raw: &str) -> Result<i64, CallbackError> {
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    if !canonical {
         return Err(CallbackError::Malformed(TIMESTAMP));
     }
     raw.parse().map_err(|_| CallbackError::Malformed(TIMESTAMP))
 }
 
 /// 64 lowercase hex digits, the contract's spelling.
-fn parse_signature(raw: &str) -> Result<Vec<u8>, CallbackError> {
-    let well_formed =
-        raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !well_formed {
-        return Err(CallbackError::Malformed(SIGNATURE));
-    }
-    hex::decode(raw).map_err(|_| CallbackError::Malformed(SIGNATURE))
+fn is_lowercase_hex_sha256(raw: &str) -> bool {
+    raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -279,10 +317,10 @@ mod tests {
 
     const SECRET: &str = "ecs_kzq2c7x4m3d5v6b7n8p9q2r3s4t5u6v7";
     const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.eyJqdGkiOiIxIn0.c2lnbmF0dXJl";
-    const SIGNED_AT: u64 = 1_700_000_000;
+    const SIGNED_AT: i64 = 1_700_000_000;
 
-    fn at(seconds: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(seconds)
+    fn at(seconds: i64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).expect("after 1970"))
     }
 
     fn verifier() -> CallbackVerifier {
@@ -385,10 +423,10 @@ mod tests {
                 .join("&")
         };
         for (name, expected) in [
-            (RESULT, CallbackError::Missing(RESULT)),
-            (SESSION_TOKEN, CallbackError::Missing(SESSION_TOKEN)),
-            (TIMESTAMP, CallbackError::Missing(TIMESTAMP)),
-            (SIGNATURE, CallbackError::Missing(SIGNATURE)),
+            (RESULT, CallbackError::Missing(RESULT.into())),
+            (SESSION_TOKEN, CallbackError::Missing(SESSION_TOKEN.into())),
+            (TIMESTAMP, CallbackError::Missing(TIMESTAMP.into())),
+            (SIGNATURE, CallbackError::Missing(SIGNATURE.into())),
         ] {
             assert_eq!(
                 verifier().verify(&without(name), at(SIGNED_AT)),
@@ -398,23 +436,23 @@ mod tests {
         let cases = [
             (
                 format!("{query}&result=true"),
-                CallbackError::Duplicate(RESULT),
+                CallbackError::Duplicate(RESULT.into()),
             ),
             (
                 format!("result=false&{query}"),
-                CallbackError::Duplicate(RESULT),
+                CallbackError::Duplicate(RESULT.into()),
             ),
             (
                 format!("{query}&session_token=other"),
-                CallbackError::Duplicate(SESSION_TOKEN),
+                CallbackError::Duplicate(SESSION_TOKEN.into()),
             ),
             (
                 format!("{query}&timestamp=1"),
-                CallbackError::Duplicate(TIMESTAMP),
+                CallbackError::Duplicate(TIMESTAMP.into()),
             ),
             (
                 format!("{query}&signature=00"),
-                CallbackError::Duplicate(SIGNATURE),
+                CallbackError::Duplicate(SIGNATURE.into()),
             ),
             (
                 format!("{query}&email=victim@example.com"),
@@ -424,7 +462,7 @@ mod tests {
                 format!("{query}&Result=true"),
                 CallbackError::Unexpected("Result".into()),
             ),
-            (String::new(), CallbackError::Missing(RESULT)),
+            (String::new(), CallbackError::Missing(RESULT.into())),
             ("x".repeat(MAX_QUERY_LEN + 1), CallbackError::TooLong),
         ];
         for (query, expected) in cases {
@@ -456,6 +494,10 @@ mod tests {
             (query("true", TOKEN, "", &signature), TIMESTAMP),
             (query("true", TOKEN, "%2B1700000000", &signature), TIMESTAMP),
             (query("true", TOKEN, "-1", &signature), TIMESTAMP),
+            (
+                query("true", TOKEN, &format!("0{ts}"), &signature),
+                TIMESTAMP,
+            ),
             (query("true", TOKEN, "1.7e9", &signature), TIMESTAMP),
             (
                 query("true", TOKEN, "99999999999999999999", &signature),
@@ -498,8 +540,70 @@ mod tests {
         doubled.push(("result", "true"));
         assert_eq!(
             v.verify_pairs(doubled, at(SIGNED_AT)),
-            Err(CallbackError::Duplicate(RESULT))
+            Err(CallbackError::Duplicate(RESULT.into()))
         );
+    }
+
+    #[test]
+    fn a_registered_callback_urls_own_parameters_are_expected_with_their_values() {
+        // The service keeps the registered URL's query in front of the four it adds.
+        let v = verifier()
+            .with_callback_url("https://portal.example.com/eauth/callback?tenant=7&env=prod")
+            .expect("url");
+        let signed = valid_query(true);
+        assert!(
+            v.verify(&format!("tenant=7&env=prod&{signed}"), at(SIGNED_AT))
+                .is_ok()
+        );
+        let cases = [
+            (signed.clone(), CallbackError::Missing("tenant".into())),
+            (
+                format!("tenant=7&{signed}"),
+                CallbackError::Missing("env".into()),
+            ),
+            (
+                format!("tenant=8&env=prod&{signed}"),
+                CallbackError::Unexpected("tenant".into()),
+            ),
+            (
+                format!("tenant=7&tenant=7&env=prod&{signed}"),
+                CallbackError::Duplicate("tenant".into()),
+            ),
+            (
+                format!("tenant=7&env=prod&other=1&{signed}"),
+                CallbackError::Unexpected("other".into()),
+            ),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(
+                v.verify(&query, at(SIGNED_AT)),
+                Err(expected),
+                "{query:.60}"
+            );
+        }
+        // Without a query, the registered URL changes nothing.
+        let plain = verifier()
+            .with_callback_url("https://portal.example.com/eauth/callback")
+            .expect("url");
+        assert!(plain.verify(&signed, at(SIGNED_AT)).is_ok());
+    }
+
+    #[test]
+    fn a_registered_url_that_could_not_work_is_refused() {
+        for url in [
+            "not a url",
+            "https://portal.example.com/cb?result=true",
+            "https://portal.example.com/cb?signature=x",
+            "https://portal.example.com/cb?a=1&a=2",
+        ] {
+            assert!(
+                matches!(
+                    verifier().with_callback_url(url),
+                    Err(ConfigError::CallbackUrl(_))
+                ),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -142,8 +142,11 @@ impl Client {
             .filter(|_| !api_key.is_empty())
             .ok_or(ConfigError::ApiKey)?;
         api_key.set_sensitive(true);
-        let callbacks = CallbackVerifier::new(config.callback_secret.expose_secret())?
+        let mut callbacks = CallbackVerifier::new(config.callback_secret.expose_secret())?
             .with_tolerance(config.callback_tolerance);
+        if let Some(registered) = &config.callback_url {
+            callbacks = callbacks.with_callback_url(registered)?;
+        }
         if config.timeout.is_zero() {
             return Err(ConfigError::Timeout);
         }
@@ -318,7 +321,10 @@ impl Client {
     ///
     /// // What a user who knows only the password could send: refused.
     /// let forged = "result=true&session_token=eyJhbGciOiJIUzI1NiJ9.e30.sig";
-    /// assert_eq!(client.verify_callback(forged, now), Err(CallbackError::Missing("timestamp")));
+    /// assert_eq!(
+    ///     client.verify_callback(forged, now),
+    ///     Err(CallbackError::Missing("timestamp".into()))
+    /// );
     ///
     /// // A genuine callback replayed an hour later: refused.
     /// let later = now + Duration::from_secs(3600);
@@ -450,7 +456,12 @@ fn parse_session_result(data: &Value) -> Result<SessionResult, String> {
         .to_owned();
     let finished_at = match data.get("finished_at") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(value.as_u64().ok_or("finished_at is not Unix seconds")?),
+        Some(value) => Some(
+            value
+                .as_i64()
+                .filter(|seconds| *seconds >= 0)
+                .ok_or("finished_at is not Unix seconds")?,
+        ),
     };
     Ok(SessionResult {
         status,

@@ -46,6 +46,11 @@ pub struct Config {
     /// The secret that signs the callbacks this application receives, exactly as shown at
     /// registration. Surrounding white space is ignored.
     pub callback_secret: SecretString,
+    /// The callback URL as registered, needed only when it has a query string of its own:
+    /// the service keeps those parameters in front of its four, and callbacks are then
+    /// expected to carry them with their registered values (see
+    /// [`CallbackVerifier::with_callback_url`](crate::CallbackVerifier::with_callback_url)).
+    pub callback_url: Option<String>,
     /// Extra root certificates to trust, in PEM, besides the system's: the dev server's
     /// self-signed `<data_dir>/tls/cert.pem`, or a private CA.
     pub root_certificates_pem: Vec<Vec<u8>>,
@@ -67,6 +72,7 @@ impl Default for Config {
             client_id: String::new(),
             api_key: SecretString::from(""),
             callback_secret: SecretString::from(""),
+            callback_url: None,
             root_certificates_pem: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             callback_tolerance: DEFAULT_CALLBACK_TOLERANCE,
@@ -82,6 +88,7 @@ impl fmt::Debug for Config {
             .field("client_id", &self.client_id)
             .field("api_key", &"<redacted>")
             .field("callback_secret", &"<redacted>")
+            .field("callback_url", &self.callback_url)
             .field("root_certificates_pem", &self.root_certificates_pem.len())
             .field("timeout", &self.timeout)
             .field("callback_tolerance", &self.callback_tolerance)
@@ -107,6 +114,10 @@ pub enum ConfigError {
     /// `callback_secret` is empty.
     #[error("callback_secret is empty")]
     CallbackSecret,
+    /// `callback_url` is not an absolute URL, or its query has a parameter twice or one of
+    /// the four the service adds.
+    #[error("callback_url: {0}")]
+    CallbackUrl(String),
     /// `timeout` is zero.
     #[error("timeout must be longer than zero")]
     Timeout,

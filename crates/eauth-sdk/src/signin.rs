@@ -114,7 +114,7 @@ pub struct SessionResult {
     /// The user the session is for, as the service normalised it (lower case).
     pub email: String,
     /// When the session finished, in Unix seconds; `None` while it is pending.
-    pub finished_at: Option<u64>,
+    pub finished_at: Option<i64>,
 }
 
 impl SessionResult {
