@@ -6,6 +6,8 @@
 #![allow(unreachable_pub)]
 
 mod fake;
+mod receiver;
 mod retries;
 mod service;
+mod signin;
 mod support;

@@ -230,23 +230,3 @@ async fn the_services_certificate_must_be_trusted() {
         other => panic!("{other:?}"),
     }
 }
-
-#[tokio::test]
-#[ignore = "needs session-result from the webview issue"]
-async fn session_result_reports_a_pending_session() {
-    let service = spawn_service().await;
-    let portal = service.register().await;
-    let client = service.client(&portal);
-    client
-        .enable_2fa("jane@example.com", &secret())
-        .await
-        .expect("enabled");
-    let token = client
-        .create_session("jane@example.com")
-        .await
-        .expect("session");
-    let result = client.session_result(&token).await.expect("result");
-    assert_eq!(result.status, eauth_sdk::SessionStatus::Pending);
-    assert_eq!(result.email, "jane@example.com");
-    assert_eq!(result.finished_at, None);
-}

@@ -12,6 +12,11 @@ use eauth_store::{
     testing::{Backend, TestDatabase},
 };
 
+/// The addresses the tests call from.
+pub const LOOPBACK: &[&str] = &["127.0.0.1", "::1"];
+/// The one redirect URI test applications register.
+pub const REDIRECT_URI: &str = "https://portal.example.com/callback";
+
 /// A running service, and what a test needs to reach it.
 pub struct TestService {
     pub base_url: String,
@@ -61,15 +66,15 @@ impl TestService {
         Admin::open(&self.settings).await.expect("admin")
     }
 
-    /// Registers an application whitelisting `ips`, as `eauthd admin create-application`.
-    pub async fn register_for(&self, ips: &[&str]) -> Credentials {
+    /// Registers an application, as `eauthd admin create-application` does.
+    pub async fn register_with(&self, ips: &[&str], callback_url: &str) -> Credentials {
         let admin = self.admin().await;
         let credentials = admin
             .create_application(&ApplicationInput {
                 name: "SDK Portal".into(),
                 ips: ips.iter().map(|ip| (*ip).to_owned()).collect(),
-                callback_url: "https://portal.example.com/eauth/callback".into(),
-                redirect_uris: vec!["https://portal.example.com/callback".into()],
+                callback_url: callback_url.into(),
+                redirect_uris: vec![REDIRECT_URI.into()],
                 owner: None,
             })
             .await
@@ -78,9 +83,15 @@ impl TestService {
         credentials
     }
 
+    /// Registers an application whitelisting `ips`.
+    pub async fn register_for(&self, ips: &[&str]) -> Credentials {
+        self.register_with(ips, "https://portal.example.com/eauth/callback")
+            .await
+    }
+
     /// Registers an application reachable from loopback.
     pub async fn register(&self) -> Credentials {
-        self.register_for(&["127.0.0.1", "::1"]).await
+        self.register_for(LOOPBACK).await
     }
 
     /// The configuration an integrator would write for `credentials`, trusting the
