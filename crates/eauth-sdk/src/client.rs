@@ -190,19 +190,7 @@ impl Client {
     /// ```
     #[tracing::instrument(name = "eauth_sdk::enable_2fa", skip_all)]
     pub async fn enable_2fa(&self, email: &str, secret: &TotpSecret) -> Result<(), Error> {
-        let body = json!({
-            "client_id": self.client_id.to_string(),
-            "email": email,
-            "secret": secret.to_base32(),
-            "action": "ENABLE",
-            "type": "TOTP",
-            "algorithm": "SHA1",
-            "digits": 6,
-            "period": 30,
-        });
-        self.call(&self.endpoints.toggle, &body, Retry::Idempotent)
-            .await
-            .map(drop)
+        self.toggle(email, Some(secret)).await
     }
 
     /// Tells the service that `email` disabled 2FA (`mfa/toggle` with `DISABLE`): it forgets
@@ -216,15 +204,24 @@ impl Client {
     /// ```
     #[tracing::instrument(name = "eauth_sdk::disable_2fa", skip_all)]
     pub async fn disable_2fa(&self, email: &str) -> Result<(), Error> {
-        let body = json!({
+        self.toggle(email, None).await
+    }
+
+    /// `mfa/toggle` with the guide's body: ENABLE with the secret, or DISABLE without one.
+    /// Both carry the guide's TOTP fields (its table marks them required either way).
+    async fn toggle(&self, email: &str, secret: Option<&TotpSecret>) -> Result<(), Error> {
+        let mut body = json!({
             "client_id": self.client_id.to_string(),
             "email": email,
-            "action": "DISABLE",
+            "action": if secret.is_some() { "ENABLE" } else { "DISABLE" },
             "type": "TOTP",
             "algorithm": "SHA1",
             "digits": 6,
             "period": 30,
         });
+        if let Some(secret) = secret {
+            body["secret"] = Value::String(secret.to_base32());
+        }
         self.call(&self.endpoints.toggle, &body, Retry::Idempotent)
             .await
             .map(drop)

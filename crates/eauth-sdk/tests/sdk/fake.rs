@@ -19,6 +19,8 @@ use axum::{
 use eauth_sdk::{Client, Config};
 use serde_json::{Value, json};
 
+use crate::support::serve_on_loopback;
+
 /// One scripted answer.
 #[derive(Clone)]
 pub struct Reply {
@@ -103,13 +105,7 @@ impl FakeService {
         let script = Script::default();
         script.replies.lock().expect("lock").extend(replies);
         let app = Router::new().fallback(answer).with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake serves");
-        });
+        let (address, task) = serve_on_loopback(app).await;
         Self {
             address,
             script,

@@ -10,6 +10,8 @@ use std::{
 
 use axum::{Router, extract::RawQuery, routing::get};
 
+use crate::support::serve_on_loopback;
+
 pub struct CallbackReceiver {
     pub address: SocketAddr,
     queries: Arc<Mutex<Vec<String>>>,
@@ -30,13 +32,7 @@ impl CallbackReceiver {
                 "ok"
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("receiver serves");
-        });
+        let (address, task) = serve_on_loopback(app).await;
         Self {
             address,
             queries,

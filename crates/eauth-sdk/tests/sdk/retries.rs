@@ -6,7 +6,10 @@ use std::time::Duration;
 use eauth_sdk::{Client, Config, Error, SessionStatus, SessionToken, TotpSecret};
 use serde_json::json;
 
-use crate::fake::{API_KEY, CLIENT_ID, FakeService, Reply};
+use crate::{
+    fake::{API_KEY, CLIENT_ID, FakeService, Reply},
+    support::assert_not_connected,
+};
 
 fn secret() -> TotpSecret {
     TotpSecret::parse("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").expect("secret")
@@ -201,10 +204,7 @@ async fn a_refused_connection_is_retried_then_reported_as_transport() {
         .create_session("jane@example.com")
         .await
         .expect_err("nobody listens");
-    match &error {
-        Error::Transport(transport) => assert!(transport.is_connect(), "{error:?}"),
-        other => panic!("{other:?}"),
-    }
+    assert_not_connected(&error);
     // Three attempts: pauses of 100 and 200 ms between them.
     assert!(
         started.elapsed() >= Duration::from_millis(300),

@@ -1,11 +1,9 @@
 //! The SDK against the real service: enrollment, sessions, and every error code a client
 //! can provoke.
 
-use std::time::SystemTime;
+use eauth_sdk::{Client, Config, Error, SignIn, TotpSecret};
 
-use eauth_sdk::{Client, Config, Enrollment, Error, SignIn, TotpSecret};
-
-use crate::support::spawn_service;
+use crate::support::{assert_not_connected, enroll, spawn_service};
 
 fn secret() -> TotpSecret {
     TotpSecret::parse("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").expect("secret")
@@ -17,16 +15,8 @@ async fn an_enrollment_confirmed_with_its_code_enables_sign_in_until_disabled() 
     let portal = service.register().await;
     let client = service.client(&portal);
 
-    let enrollment = Enrollment::generate(client.client_id(), "SDK Portal", "Jane+2FA@Example.com")
-        .expect("enrollment");
-    let now = SystemTime::now();
-    enrollment
-        .verify(&enrollment.code_at(now), now)
-        .expect("the app's code");
-    client
-        .enable_2fa(enrollment.email(), enrollment.secret())
-        .await
-        .expect("enabled");
+    let enrollment = enroll(&client, "Jane+2FA@Example.com").await;
+    assert_eq!(enrollment.email(), "jane+2fa@example.com");
     assert!(
         service
             .is_enrolled(portal.client_id, "jane+2fa@example.com")
@@ -225,8 +215,5 @@ async fn the_services_certificate_must_be_trusted() {
         .create_session("jane@example.com")
         .await
         .expect_err("untrusted certificate");
-    match &error {
-        Error::Transport(transport) => assert!(transport.is_connect(), "{error:?}"),
-        other => panic!("{other:?}"),
-    }
+    assert_not_connected(&error);
 }

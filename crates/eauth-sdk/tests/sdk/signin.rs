@@ -11,7 +11,7 @@ use eauth_server::admin::Credentials;
 
 use crate::{
     receiver::CallbackReceiver,
-    support::{LOOPBACK, REDIRECT_URI, TestService, spawn_service},
+    support::{LOOPBACK, REDIRECT_URI, TestService, enroll, spawn_service},
 };
 
 /// A portal with its callback endpoint and an enrolled user.
@@ -33,16 +33,7 @@ async fn portal_with_enrolled_user(own_query: &str) -> Portal {
         callback_url: Some(callback_url),
         ..service.config(&credentials)
     });
-    let enrollment =
-        Enrollment::generate(client.client_id(), "SDK Portal", "jane@example.com").expect("new");
-    let now = SystemTime::now();
-    enrollment
-        .verify(&enrollment.code_at(now), now)
-        .expect("the app's code");
-    client
-        .enable_2fa(enrollment.email(), enrollment.secret())
-        .await
-        .expect("enabled");
+    let enrollment = enroll(&client, "jane@example.com").await;
     Portal {
         service,
         receiver,

@@ -1,8 +1,10 @@
 //! `spawn_service`: the real eAuthenticator on a free port with a fresh data directory and
 //! database (as `eauth-server`'s own `spawn_app`), and SDK clients configured for it.
 
+use std::{net::SocketAddr, time::SystemTime};
+
 use eauth_core::{ClientId, Email};
-use eauth_sdk::{Client, Config};
+use eauth_sdk::{Client, Config, Enrollment, Error};
 use eauth_server::{
     RunningServer, Settings,
     admin::{Admin, ApplicationInput, Credentials},
@@ -128,5 +130,41 @@ impl TestService {
 
     pub async fn session_count(&self, client_id: ClientId) -> u64 {
         self.store.session_count(client_id).await.expect("store")
+    }
+}
+
+/// Enrolls `email` as a portal does: a fresh enrollment, the app's current code checked, then
+/// `mfa/toggle` ENABLE.
+pub async fn enroll(client: &Client, email: &str) -> Enrollment {
+    let enrollment =
+        Enrollment::generate(client.client_id(), "SDK Portal", email).expect("enrollment");
+    let now = SystemTime::now();
+    enrollment
+        .verify(&enrollment.code_at(now), now)
+        .expect("the app's code");
+    client
+        .enable_2fa(enrollment.email(), enrollment.secret())
+        .await
+        .expect("enabled");
+    enrollment
+}
+
+/// Serves `app` over plain HTTP on a free loopback port, for as long as the handle lives.
+pub async fn serve_on_loopback(app: axum::Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serves");
+    });
+    (address, task)
+}
+
+/// Asserts that `error` is a connection that was never made (refused, or TLS refused).
+pub fn assert_not_connected(error: &Error) {
+    match error {
+        Error::Transport(transport) => assert!(transport.is_connect(), "{error:?}"),
+        other => panic!("not a connection failure: {other:?}"),
     }
 }
