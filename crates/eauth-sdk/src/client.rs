@@ -100,7 +100,8 @@ impl Endpoints {
 ///     ..Config::default()
 /// })?;
 /// assert_eq!(client.client_id().to_string(), "84c2ad6c-62eb-4217-8f46-a66852e6fe92");
-/// assert!(!format!("{client:?}").contains("eak_example"));
+/// let shown = format!("{client:?}");
+/// assert!(!shown.contains("eak_example") && !shown.contains("ecs_example"));
 /// # Ok::<(), eauth_sdk::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -626,6 +627,35 @@ mod tests {
         // Plain http is for a service on this machine only.
         assert!(Client::new(config("http://127.0.0.1:8080")).is_ok());
         assert!(Client::new(config("http://localhost:8080")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn no_process_wide_crypto_provider_is_needed() {
+        // reqwest with `rustls-no-provider` panics in an application that installed none,
+        // unless handed a TLS config: this binary installs none, and the handshake still runs.
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let hang_up = tokio::spawn(async move {
+            // Read the ClientHello, then hang up: the handshake was attempted.
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut hello = [0u8; 5];
+            let read = tokio::io::AsyncReadExt::read(&mut stream, &mut hello).await;
+            read.map(|n| n > 0 && hello[0] == 0x16).unwrap_or(false)
+        });
+        let client = Client::new(Config {
+            max_attempts: 1,
+            ..config(&format!("https://{address}"))
+        })
+        .expect("client");
+        let error = client
+            .disable_2fa("a@example.com")
+            .await
+            .expect_err("no TLS server");
+        assert!(matches!(error, Error::Transport(_)), "{error:?}");
+        assert!(hang_up.await.expect("task"), "a TLS ClientHello was sent");
     }
 
     #[test]
