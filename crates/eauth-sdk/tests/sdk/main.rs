@@ -5,6 +5,7 @@
 // The helpers are `pub` for the sibling modules of this one test binary.
 #![allow(unreachable_pub)]
 
+mod app;
 mod fake;
 mod receiver;
 mod retries;
