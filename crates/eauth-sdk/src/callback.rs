@@ -18,8 +18,12 @@
 //! enough to get the portal to create a session — call the portal's callback URL themselves
 //! with `result=true` and their session token, and be let in without the second factor. The
 //! signature proves the service sent the result; the timestamp bounds how long a captured
-//! callback stays usable; and the portal accepting each session token once (removing it when
-//! its result arrives) makes a replay inside that window worthless.
+//! callback stays usable; and the portal acting on each session token's result once makes a
+//! replay inside that window worthless.
+//!
+//! The service delivers at least once (it retries until it gets a 2xx, for a day), so the
+//! same genuine callback may come twice: answer a verified repeat with a 2xx as well, without
+//! acting on it again. Refused callbacks may get a 4xx.
 
 use std::time::{Duration, SystemTime};
 

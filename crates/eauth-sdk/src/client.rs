@@ -296,7 +296,8 @@ impl Client {
     /// would let anyone who knows only the password (enough to start a session) call the
     /// portal's callback with `result=true` and skip the second factor. Act only on an `Ok`,
     /// and only once per session token: look the token up among the sessions the portal
-    /// created, and remove it. See [the `callback` module](crate::callback) for the contract.
+    /// created. Delivery is at least once, so answer a verified repeat with a 2xx too. See
+    /// [the `callback` module](crate::callback) for the contract.
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
