@@ -72,7 +72,9 @@
       body.set("action", submitter ? submitter.value : "verify");
       var buttons = form.querySelectorAll("button");
       buttons.forEach(function (b) { b.disabled = true; });
-      fetch(form.action, {
+      // Not `form.action`: the buttons are named "action", and a form's named controls
+      // shadow its properties, so that would be the buttons, not the URL.
+      fetch(form.getAttribute("action"), {
         method: "POST",
         body: body,
         headers: { Accept: "application/json" },
