@@ -121,10 +121,14 @@ class ExamplePortal {
  * codes from the secret read from the QR code).
  */
 class Account {
-  /** @param {ExamplePortal} portal */
-  constructor(portal) {
+  /**
+   * @param {Pick<ExamplePortal, "url" | "service" | "app">} portal `service` and `app` only let
+   *   the app's `User` ask the service about sessions; the demo's screenshots do without
+   * @param {string} [email]
+   */
+  constructor(portal, email = `person-${crypto.randomBytes(4).toString("hex")}@example.com`) {
     this.portal = portal;
-    this.email = `person-${crypto.randomBytes(4).toString("hex")}@example.com`;
+    this.email = email;
     this.password = crypto.randomBytes(12).toString("base64url");
     /** @type {User | undefined} */
     this.authenticator = undefined;
