@@ -107,6 +107,15 @@ test("a user with 2FA signs in by popup: the code in eAuthenticator's popup, whi
   expect(errors).toEqual([]);
 });
 
+test("when eAuthenticator's script cannot be loaded, the popup sign-in says so instead of doing nothing", async ({ page, service, examplePortal, twoFactorAccount: account }) => {
+  // As in the demo when the browser has not accepted the service's certificate yet.
+  await page.route(`${service.origin}/sdk/eauth.js`, (route) => route.abort("connectionrefused"));
+  await account.enterPassword(page, "popup");
+  await page.getByRole("button", { name: "Continue with eAuthenticator" }).click();
+  await expect(page.getByRole("alert")).toHaveText("eAuthenticator cannot be reached right now. Sign in again in a moment.");
+  await expectSignedOut(page, examplePortal);
+});
+
 test("a wrong code on the sign-in page is refused with the attempts left, and the right one then signs in", async ({ page, service, examplePortal, twoFactorAccount: account }) => {
   await account.enterPassword(page, "redirect");
   await atSignInPage(page, service);
