@@ -1,7 +1,8 @@
 // @ts-check
 // The tests' world: a fresh eauthd and a test portal per test, an application that links
-// them, and a user enrolled with it. `sessionTtlSecs` is an option a test file can set with
-// `test.use({ sessionTtlSecs: 3 })`.
+// them, and a user enrolled with it; or, for the example portal's tests, the `eauth-portal`
+// binary registered with that eauthd and a person with an account on it. `sessionTtlSecs` is
+// an option a test file can set with `test.use({ sessionTtlSecs: 3 })`.
 "use strict";
 
 const fs = require("node:fs");
@@ -10,6 +11,7 @@ const base = require("@playwright/test");
 
 const { startService, User, REPO_ROOT } = require("./lib/service");
 const { Portal } = require("./lib/portal");
+const { startExamplePortal, Account } = require("./lib/example-portal");
 
 /** Screenshots for people to look at (the test report's own files go to test-results/). */
 const ARTIFACTS = path.join(REPO_ROOT, "target", "e2e-artifacts");
@@ -24,6 +26,9 @@ const SERVICE_PATHS = new Set(["/start-authentication", "/assets/webview.css", "
  * @property {Awaited<ReturnType<typeof startService>>} service
  * @property {{ client_id: string, api_key: string, callback_secret: string }} app
  * @property {User} user
+ * @property {import("./lib/example-portal").ExamplePortal} examplePortal
+ * @property {Account} account
+ * @property {Account} twoFactorAccount
  * @property {(page: import("@playwright/test").Page, name: string) => Promise<Buffer>} snap
  */
 
@@ -73,6 +78,33 @@ const world = {
 
   user: async ({ service, app }, use) => {
     await use(await User.enroll(service, app));
+  },
+
+  /** The example portal, `eauth-portal`, registered with this test's service. */
+  examplePortal: async ({ service }, use, testInfo) => {
+    const logPath = testInfo.outputPath("eauth-portal.log");
+    const portal = await startExamplePortal({ service, logPath });
+    try {
+      await use(portal);
+    } finally {
+      await portal.stop();
+      if (testInfo.status !== testInfo.expectedStatus) {
+        await testInfo.attach("eauth-portal.log", { path: logPath, contentType: "text/plain" });
+      }
+    }
+  },
+
+  /** A person who has not signed up to the example portal yet. */
+  account: async ({ examplePortal }, use) => {
+    await use(new Account(examplePortal));
+  },
+
+  /** A person who signed up to the example portal, set up 2FA from its QR code and signed out. */
+  twoFactorAccount: async ({ page, account }, use) => {
+    await account.signUp(page);
+    await account.setUpTwoFactor(page);
+    await account.signOut(page);
+    await use(account);
   },
 
   /** `snap(page, name)`: a full-page screenshot at target/e2e-artifacts/NAME.png. */

@@ -36,8 +36,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests${EAUTH_TEST_DATABASE_URL:+ (PostgreSQL: $EAUTH_TEST_DATABASE_URL)}"
 cargo test --workspace --locked
 
-echo "== browser tests of the sign-in webview (e2e/: Playwright in Debian's Chromium)"
+echo "== browser tests of the sign-in webview and the example portal (e2e/: Playwright in Debian's Chromium)"
 command -v npm >/dev/null || { echo "the browser tests need Node.js 20 and npm" >&2; exit 1; }
 (cd e2e && npm ls --depth=0 >/dev/null 2>&1) || (cd e2e && npm ci --no-audit --no-fund)
-cargo build --locked --bin eauthd
+cargo build --locked --bin eauthd --bin eauth-portal
 (cd e2e && npx playwright test)

@@ -30,9 +30,21 @@ function callbackProblem(query, secret, nowSecs = Date.now() / 1000) {
   if (!timestamp || !/^\d+$/.test(timestamp)) return `timestamp is ${JSON.stringify(timestamp)}`;
   if (Math.abs(nowSecs - Number(timestamp)) > MAX_SKEW_SECS) return `timestamp ${timestamp} is too far from now`;
   if (!signature || !/^[0-9a-f]{64}$/.test(signature)) return "signature is not 64 lower-case hex digits";
-  const expected = crypto.createHmac("sha256", Buffer.from(secret, "utf8")).update(`${timestamp}.${result}.${token}`).digest();
+  const expected = Buffer.from(signCallback(secret, timestamp, result, token), "hex");
   if (!crypto.timingSafeEqual(expected, Buffer.from(signature, "hex"))) return "signature does not match";
   return null;
+}
+
+/**
+ * A callback's signature, as the service computes it: lower-case hex HMAC-SHA256 over
+ * `"{timestamp}.{result}.{session_token}"`, keyed with the callback secret's UTF-8 bytes.
+ * @param {string} secret
+ * @param {string} timestamp
+ * @param {string} result
+ * @param {string} token
+ */
+function signCallback(secret, timestamp, result, token) {
+  return crypto.createHmac("sha256", Buffer.from(secret, "utf8")).update(`${timestamp}.${result}.${token}`).digest("hex");
 }
 
 /** Text for an HTML page, escaped; JSON for a <script>, with `<` escaped so it cannot end it. */
@@ -183,4 +195,4 @@ class Portal {
   }
 }
 
-module.exports = { Portal, callbackProblem };
+module.exports = { Portal, callbackProblem, signCallback };

@@ -3,86 +3,51 @@
 // `eauthd admin`, and a user enrolled through the public API, exactly as an integrator would.
 "use strict";
 
-const { spawn, execFile } = require("node:child_process");
+const { execFile } = require("node:child_process");
 const fs = require("node:fs");
 const https = require("node:https");
 const os = require("node:os");
 const path = require("node:path");
-const readline = require("node:readline");
 const { promisify } = require("node:util");
 const crypto = require("node:crypto");
 
 const { randomSecret, codeForStep, stepAt } = require("./totp");
+const { REPO_ROOT, binary, cleanEnv, startProgram } = require("./program");
 
-const REPO_ROOT = path.resolve(__dirname, "..", "..");
-/**
- * The binary `cargo build --bin eauthd` made, wherever cargo was told to put it; `EAUTHD`
- * names another (e.g. a copy, when other checkouts share the target directory and rebuild it).
- */
-const EAUTHD = process.env.EAUTHD || path.resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || "target", "debug", "eauthd");
-const START_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 10_000;
-
-/**
- * The environment for eauthd: ours only. An `EAUTH_*` variable of the shell (a database URL,
- * a listen address) must not leak into a test's service.
- */
-function serviceEnv(dataDir, extra) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EAUTH_")));
-  return { ...env, EAUTH_DATA_DIR: dataDir, EAUTH_LISTEN: "127.0.0.1:0", EAUTH_LOG: "info", NO_COLOR: "1", ...extra };
-}
+/** `cargo build --bin eauthd`'s binary, or `$EAUTHD`. */
+const EAUTHD = binary("eauthd", "EAUTHD");
 
 /**
  * Starts eauthd and waits for its start-up line. `logPath` receives its stderr.
  * @param {{ logPath: string, sessionTtlSecs?: number }} options
  */
 async function startService({ logPath, sessionTtlSecs }) {
-  if (!fs.existsSync(EAUTHD)) {
-    throw new Error(`${EAUTHD} does not exist: run \`cargo build --bin eauthd\` first`);
-  }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "eauth-e2e-"));
-  const env = serviceEnv(dataDir, sessionTtlSecs ? { EAUTH_SESSION_TTL_SECS: String(sessionTtlSecs) } : {});
-  const log = fs.createWriteStream(logPath);
-  const child = spawn(EAUTHD, [], { env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stderr.pipe(log);
-  const exited = new Promise((resolve) => {
-    child.once("exit", (code, signal) => resolve({ code, signal }));
-    child.once("error", (error) => resolve({ code: null, signal: null, error }));
+  // Ours only: an `EAUTH_*` variable of the shell (a database URL, a listen address) must not
+  // leak into a test's service.
+  const env = cleanEnv(["EAUTH_"], {
+    EAUTH_DATA_DIR: dataDir,
+    EAUTH_LISTEN: "127.0.0.1:0",
+    EAUTH_LOG: "info",
+    ...(sessionTtlSecs ? { EAUTH_SESSION_TTL_SECS: String(sessionTtlSecs) } : {}),
   });
-
-  const lines = readline.createInterface({ input: child.stdout });
-  let timer;
-  const url = await Promise.race([
-    new Promise((resolve) => {
-      lines.on("line", (line) => {
-        const match = /^eauthd serving (https:\/\/\S+) /.exec(line);
-        if (match) resolve(match[1]);
-      });
-    }),
-    exited.then(({ code, signal, error }) => {
-      throw new Error(`eauthd exited before serving (${error ?? `code ${code}, signal ${signal}`}); see ${logPath}`);
-    }),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`eauthd did not start within ${START_TIMEOUT_MS} ms; see ${logPath}`)), START_TIMEOUT_MS);
-    }),
-  ]).catch((error) => {
-    child.kill("SIGKILL");
+  try {
+    const program = await startProgram({ file: EAUTHD, env, logPath, ready: /^eauthd serving (https:\/\/\S+) / });
+    return new Service({ url: program.match[1], dataDir, env, program });
+  } catch (error) {
     fs.rmSync(dataDir, { recursive: true, force: true });
     throw error;
-  }).finally(() => clearTimeout(timer));
-
-  return new Service({ url, dataDir, env, child, exited });
+  }
 }
 
 class Service {
-  constructor({ url, dataDir, env, child, exited }) {
+  constructor({ url, dataDir, env, program }) {
     /** e.g. `https://127.0.0.1:41234` */
     this.url = url;
     this.origin = new URL(url).origin;
     this.dataDir = dataDir;
     this.env = env;
-    this.child = child;
-    this.exited = exited;
+    this.program = program;
     /** The self-signed certificate, so that our own API calls verify TLS properly. */
     this.ca = fs.readFileSync(path.join(dataDir, "tls", "cert.pem"));
   }
@@ -143,19 +108,7 @@ class Service {
 
   /** SIGTERM, then SIGKILL if it does not stop in time; removes the data directory. */
   async stop() {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill("SIGTERM");
-      let timer;
-      const stopped = await Promise.race([
-        this.exited.then(() => true),
-        new Promise((resolve) => (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS))),
-      ]);
-      clearTimeout(timer);
-      if (!stopped) {
-        this.child.kill("SIGKILL");
-        await this.exited;
-      }
-    }
+    await this.program.stop();
     fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

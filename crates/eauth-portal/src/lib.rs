@@ -12,7 +12,7 @@ mod pages;
 mod routes;
 mod secrets;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, os::unix::fs::DirBuilderExt, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use eauth_sdk::Client;
@@ -53,7 +53,11 @@ pub struct RunningPortal {
 impl RunningPortal {
     /// Opens the data and serves in the background.
     pub async fn start(config: PortalConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
+        // Private, like the service's: it holds password hashes and the key of the sealed secrets.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let db = Db::open(&config.data_dir).await?;
         let sealer = secrets::Sealer::load_or_create(&config.data_dir)?;
@@ -76,5 +80,40 @@ impl RunningPortal {
     /// Stops serving.
     pub fn stop(self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_data_directory_is_readable_by_its_owner_only() {
+        let root = tempfile::tempdir().expect("temporary directory");
+        let dir = root.path().join("portal-data");
+        let portal = RunningPortal::start(PortalConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            public_url: "http://localhost:3000".parse().expect("URL"),
+            data_dir: dir.clone(),
+            name: "Test Portal".into(),
+            eauth: eauth_sdk::Config {
+                base_url: "https://127.0.0.1:8443".into(),
+                client_id: "84c2ad6c-62eb-4217-8f46-a66852e6fe92".into(),
+                api_key: "key".into(),
+                callback_secret: "secret".into(),
+                ..eauth_sdk::Config::default()
+            },
+        })
+        .await
+        .expect("the portal starts");
+        portal.stop();
+        let mode = std::fs::metadata(&dir)
+            .expect("data directory")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+        assert!(dir.join("portal.db").exists());
     }
 }

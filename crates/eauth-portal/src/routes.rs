@@ -408,16 +408,22 @@ async fn come_back(
 ) -> Response {
     match (query.session_token, query.error) {
         (Some(token), None) => finish(&portal, jar, &token).await,
-        (_, error) => {
-            let code = error.unwrap_or_else(|| "REJECT".into());
-            let code: String = code
-                .chars()
-                .filter(char::is_ascii_alphabetic)
-                .chain("_".chars())
-                .take(40)
-                .collect();
-            Redirect::to(&format!("/sign-in?error={}", code.trim_end_matches('_'))).into_response()
-        }
+        (_, error) => Redirect::to(&format!(
+            "/sign-in?error={}",
+            failure_code(error.as_deref())
+        ))
+        .into_response(),
+    }
+}
+
+/// The failure the sign-in page reported (guide, Step 5.2), passed on to the sign-in form only
+/// if it is one of the guide's codes.
+fn failure_code(error: Option<&str>) -> &'static str {
+    match error {
+        None | Some("REJECT") => "REJECT",
+        Some("TIMEOUT") => "TIMEOUT",
+        Some("INTERNAL_SERVER_ERROR") => "INTERNAL_SERVER_ERROR",
+        Some(_) => "UNKNOWN",
     }
 }
 
@@ -644,4 +650,27 @@ async fn disable(
         return internal(&error);
     }
     Redirect::to("/security").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_of_the_sign_in_page_keeps_its_own_message() {
+        for code in ["REJECT", "TIMEOUT", "INTERNAL_SERVER_ERROR"] {
+            assert_eq!(failure_code(Some(code)), code);
+        }
+        let messages: Vec<_> = ["REJECT", "TIMEOUT", "INTERNAL_SERVER_ERROR", "UNKNOWN"]
+            .map(|code| sign_in_notice(Some(code)))
+            .into_iter()
+            .collect();
+        for (i, message) in messages.iter().enumerate() {
+            assert!(message.is_some());
+            assert!(!messages[..i].contains(message), "{message:?} is repeated");
+        }
+        assert_eq!(failure_code(None), "REJECT");
+        assert_eq!(failure_code(Some("<script>")), "UNKNOWN");
+        assert_eq!(failure_code(Some("reject")), "UNKNOWN");
+    }
 }

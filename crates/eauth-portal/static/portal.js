@@ -9,6 +9,12 @@ document.addEventListener("DOMContentLoaded", function () {
   var button = document.getElementById("open-popup");
   var error = document.getElementById("popup-error");
   button.addEventListener("click", function () {
+    if (!window.EAuth) {
+      // eauth.js did not load: the service is down, or (with a self-signed certificate) this
+      // browser has not accepted its certificate yet.
+      error.textContent = "eAuthenticator cannot be reached right now. Sign in again in a moment.";
+      return;
+    }
     button.disabled = true;
     window.EAuth.signInWithPopup({
       sessionToken: box.getAttribute("data-session-token"),
