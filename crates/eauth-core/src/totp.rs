@@ -73,6 +73,18 @@ pub struct TotpParams {
     period: u16,
 }
 
+impl Default for TotpParams {
+    /// The guide's parameters, and what an `otpauth://` URI without them means: SHA-1,
+    /// 6 digits, 30-second steps (the only ones every authenticator app supports).
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        }
+    }
+}
+
 /// Why TOTP parameters are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TotpParamsError {
@@ -427,6 +439,15 @@ mod tests {
         assert_eq!(
             TotpSecret::parse(&huge).map(|_| ()),
             Err(TotpSecretError::TooLong)
+        );
+    }
+
+    #[test]
+    fn the_default_params_are_the_guides() {
+        assert_eq!(
+            TotpParams::default(),
+            params(Algorithm::Sha1, 6, 30),
+            "SHA1, 6 digits, 30 s"
         );
     }
 

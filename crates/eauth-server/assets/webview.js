@@ -114,7 +114,13 @@
           });
         })
         .catch(function () {
-          // Without an answer, fall back to the plain form post.
+          // Without an answer, fall back to the plain form post. form.submit() sends no
+          // submitter, so say which button it was: else a Deny would go as an empty code.
+          var chosen = document.createElement("input");
+          chosen.type = "hidden";
+          chosen.name = "action";
+          chosen.value = body.get("action");
+          form.appendChild(chosen);
           form.submit();
         });
     });
