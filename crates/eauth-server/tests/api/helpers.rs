@@ -99,6 +99,18 @@ pub async fn spawn_app_with(
     })
 }
 
+/// The session id (`jti`) inside a session token.
+pub fn token_id(token: &str) -> uuid::Uuid {
+    let claims = token.split('.').nth(1).expect("claims");
+    let claims: Value = serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(claims.as_bytes())
+            .expect("b64"),
+    )
+    .expect("json");
+    uuid::Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid")
+}
+
 /// An application's credentials, as the tests use them.
 pub struct TestApplication {
     pub client_id: ClientId,

@@ -7,11 +7,10 @@ use eauth_core::{Algorithm, SessionStatus, TotpParams, TotpSecret};
 use eauth_server::admin::ApplicationInput;
 use eauth_store::testing::Backend;
 use reqwest::{StatusCode, header::HeaderMap};
-use uuid::Uuid;
 
 use crate::{
     backend_tests,
-    helpers::{SECRET, TestApp, TestApplication, spawn_app_with},
+    helpers::{SECRET, TestApp, TestApplication, spawn_app_with, token_id},
     receiver::Receiver,
 };
 
@@ -173,17 +172,6 @@ async fn status_of(app: &TestApp, token: &str) -> SessionStatus {
         .expect("store")
         .expect("session")
         .status
-}
-
-fn token_id(token: &str) -> Uuid {
-    let claims = token.split('.').nth(1).expect("claims");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &data_encoding::BASE64URL_NOPAD
-            .decode(claims.as_bytes())
-            .expect("b64"),
-    )
-    .expect("json");
-    Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid")
 }
 
 fn redirect_query(token: &str) -> Vec<(&'static str, String)> {
