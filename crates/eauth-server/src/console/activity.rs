@@ -232,6 +232,7 @@ struct CallbackRow {
     result: &'static str,
     status: &'static str,
     class: &'static str,
+    delivered: Option<String>,
     attempts: u32,
     last_error: String,
     next_retry: String,
@@ -267,24 +268,17 @@ pub(super) async fn callbacks(
             let callback = entry.callback;
             let (status, class, next_retry) = match callback.status {
                 CallbackStatus::Pending => ("Pending", "pending", time(callback.next_attempt_at)),
-                CallbackStatus::Delivered => (
-                    "Delivered",
-                    "approved",
-                    format!("delivered {}", time_or(callback.delivered_at, "")),
-                ),
+                CallbackStatus::Delivered => ("Delivered", "approved", "—".to_owned()),
                 CallbackStatus::Failed => ("Failed", "rejected", "given up".to_owned()),
             };
             CallbackRow {
                 id: callback.id.to_string(),
                 created: time(callback.created_at),
                 email: entry.email.to_string(),
-                result: if callback.approved {
-                    "result=true"
-                } else {
-                    "result=false"
-                },
+                result: if callback.approved { "true" } else { "false" },
                 status,
                 class,
+                delivered: callback.delivered_at.map(time),
                 attempts: callback.attempts,
                 last_error: callback.last_error.unwrap_or_default(),
                 next_retry,

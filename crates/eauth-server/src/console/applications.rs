@@ -203,6 +203,8 @@ pub(super) async fn new_form(State(state): State<AppState>, account: Account) ->
 struct SecretsPage {
     chrome: Chrome,
     nav: AppNav,
+    /// Just created (the next step is integrating), rather than rotated.
+    created: bool,
     title: &'static str,
     intro: &'static str,
     client_id: String,
@@ -255,6 +257,7 @@ pub(super) async fn create(
         &SecretsPage {
             chrome: account.chrome(&state),
             nav: nav(&app, ""),
+            created: true,
             title: "Application created",
             intro: "Your application is ready. Use the client ID and API key to call the API, and the \
                     callback secret to check the signature of the callbacks you receive.",
@@ -618,6 +621,7 @@ pub(super) async fn rotate_api_key(
         &SecretsPage {
             chrome: account.chrome(&state),
             nav: nav(&app, "keys"),
+            created: false,
             title: "New API key",
             intro: "The previous key no longer works. Put this one in your servers' configuration now.",
             client_id: app.client_id.to_string(),
@@ -658,6 +662,7 @@ pub(super) async fn rotate_callback_secret(
         &SecretsPage {
             chrome: account.chrome(&state),
             nav: nav(&app, "keys"),
+            created: false,
             title: "New callback secret",
             intro: "Callbacks are signed with this secret from now on. Update your backend's signature check now.",
             client_id: app.client_id.to_string(),
@@ -753,6 +758,8 @@ struct Snippet {
     title: &'static str,
     text: &'static str,
     code: String,
+    /// One long line (a URL), wrapped rather than scrolled.
+    wrap: bool,
 }
 
 #[derive(Template)]
@@ -817,6 +824,7 @@ fn snippets(app: &Application, public_url: &str) -> Vec<Snippet> {
     "period": 30
   }}'"#
             ),
+            wrap: false,
         },
         Snippet {
             id: "disable",
@@ -828,6 +836,7 @@ fn snippets(app: &Application, public_url: &str) -> Vec<Snippet> {
   --header 'Content-Type: application/json' \
   --data-raw '{{ "email": "user@example.com", "client_id": "{client_id}", "action": "DISABLE" }}'"#
             ),
+            wrap: false,
         },
         Snippet {
             id: "qr",
@@ -837,6 +846,7 @@ fn snippets(app: &Application, public_url: &str) -> Vec<Snippet> {
             code: format!(
                 "otpauth://totp/{issuer}:USER_EMAIL?secret=SECRET&issuer={issuer}&algorithm=SHA1&digits=6&client_id={client_id}&email=USER_EMAIL"
             ),
+            wrap: true,
         },
         Snippet {
             id: "session-token",
@@ -849,6 +859,7 @@ fn snippets(app: &Application, public_url: &str) -> Vec<Snippet> {
   --header 'Content-Type: application/json' \
   --data '{{ "email": "user@example.com", "client_id": "{client_id}" }}'"#
             ),
+            wrap: false,
         },
         Snippet {
             id: "redirect",
@@ -859,6 +870,7 @@ fn snippets(app: &Application, public_url: &str) -> Vec<Snippet> {
                 "{public_url}/start-authentication?signin_method=redirect&session_token=SESSION_TOKEN&redirect_uri={}",
                 encode(&redirect_uri)
             ),
+            wrap: true,
         },
         Snippet {
             id: "popup",
@@ -877,6 +889,7 @@ fn snippets(app: &Application, public_url: &str) -> Vec<Snippet> {
     }});
 </script>"#
             ),
+            wrap: false,
         },
         Snippet {
             id: "callback",
@@ -895,6 +908,7 @@ function isGenuine(q, CALLBACK_SECRET) {{
 }}"#,
                 callback = app.callback_url
             ),
+            wrap: false,
         },
     ]
 }

@@ -66,8 +66,8 @@ fn day_label(start: i64) -> String {
 // The drawing's coordinate system; the stylesheet scales it to the page's width.
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 240.0;
-const LEFT: f64 = 40.0;
-const RIGHT: f64 = 8.0;
+const LEFT: f64 = 48.0;
+const RIGHT: f64 = 24.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 30.0;
 

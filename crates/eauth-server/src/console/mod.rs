@@ -101,6 +101,15 @@ pub fn router() -> Router<AppState> {
             "/assets/console.js",
             get(|| asset("text/javascript", include_str!("../../assets/console.js"))),
         )
+        .route(
+            "/assets/console-icon.svg",
+            get(|| {
+                asset(
+                    "image/svg+xml",
+                    include_str!("../../assets/console-icon.svg"),
+                )
+            }),
+        )
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

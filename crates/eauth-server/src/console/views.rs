@@ -130,14 +130,17 @@ pub(super) fn page_request(page: Option<&str>) -> (u64, eauth_store::PageRequest
     )
 }
 
-/// A Unix time as `2026-11-29 19:31 UTC`.
+/// A Unix time as `2026-11-29 19:31:05 UTC` (seconds: callbacks are retried seconds apart,
+/// and the audit log's entries of one minute are told apart by them). The space before `UTC`
+/// does not break, so a narrow table column wraps between the date and the time only.
 pub(super) fn time(unix: i64) -> String {
     let (date, seconds) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(date);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}\u{a0}UTC",
         seconds / 3600,
-        seconds % 3600 / 60
+        seconds % 3600 / 60,
+        seconds % 60
     )
 }
 
@@ -322,10 +325,12 @@ mod tests {
 
     #[test]
     fn times_read_as_utc_dates() {
-        assert_eq!(time(0), "1970-01-01 00:00 UTC");
-        assert_eq!(time(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(time(1_800_000_000), "2027-01-15 08:00 UTC");
-        assert_eq!(time(1_709_251_199), "2024-02-29 23:59 UTC");
+        let time = |unix| time(unix).replace('\u{a0}', " ");
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(time(1_800_000_000), "2027-01-15 08:00:00 UTC");
+        assert_eq!(time(1_709_251_199), "2024-02-29 23:59:59 UTC");
+        assert_eq!(time(-1), "1969-12-31 23:59:59 UTC");
         assert_eq!(time_or(None, "never"), "never");
     }
 

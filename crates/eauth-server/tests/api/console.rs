@@ -1299,7 +1299,7 @@ async fn a_failed_callback_can_be_sent_again(app: TestApp) {
         "{}",
         page.body
     );
-    assert!(page.says(">Pending<") && page.says("result=true"));
+    assert!(page.says(">Pending<") && page.says("<code>true</code>"));
     receiver.answer_with(200);
     let sent = browser
         .post(
