@@ -39,6 +39,7 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 pub fn router() -> Router<AppState> {
     let pages = Router::new()
         .route("/console", get(applications::list))
+        .route("/console/", get(|| async { views::see_other("/console") }))
         .route(
             "/console/register",
             get(accounts::register_form).post(accounts::register),

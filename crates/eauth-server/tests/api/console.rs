@@ -1495,6 +1495,7 @@ async fn the_overview_draws_the_outcomes_as_an_svg(app: TestApp) {
         browser.get("/console/no-such-page").await.status,
         StatusCode::NOT_FOUND
     );
+    assert_eq!(browser.get("/console/").await.location(), Some("/console"));
 }
 
 async fn the_integration_page_is_filled_in_for_the_application(app: TestApp) {
