@@ -1,8 +1,13 @@
 //! What every HTML page of the service shares: rendering askama templates (auto-escaped),
-//! the content type, and the security headers.
+//! the content type, the security headers, the static files, and the random value a browser
+//! keeps in a cookie for anti-forgery tokens.
 
 use askama::Template;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::{
+    http::{HeaderMap, HeaderName, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 /// The rendered template; `None`, logged, if it fails (a bug: templates are checked at build).
 pub(crate) fn render(template: &impl Template) -> Option<String> {
@@ -42,4 +47,35 @@ pub(crate) fn secure_headers(headers: &mut HeaderMap, extra_form_action: Option<
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+/// A static file compiled into the binary, cacheable for a few minutes.
+pub(crate) async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The browser's random value in the cookie `name` (`__Host-`: this origin, https, `/`;
+/// `HttpOnly`, `SameSite=Strict`), set now if it has none; anti-forgery tokens are bound to it.
+pub(crate) fn browser_nonce(jar: CookieJar, name: &'static str) -> (CookieJar, String) {
+    if let Some(cookie) = jar.get(name).filter(|c| c.value().len() == 64) {
+        let nonce = cookie.value().to_owned();
+        return (jar, nonce);
+    }
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let nonce = hex::encode(bytes);
+    let cookie = Cookie::build((name, nonce.clone()))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .build();
+    (jar.add(cookie), nonce)
 }

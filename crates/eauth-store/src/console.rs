@@ -74,6 +74,16 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+impl<T> Page<T> {
+    /// The page of `rows`, each converted, out of `total`.
+    fn of<R>(rows: Vec<R>, total: i64, convert: impl FnMut(R) -> Result<T>) -> Result<Self> {
+        Ok(Self {
+            items: rows.into_iter().map(convert).collect::<Result<_>>()?,
+            total: count(total, "row count")?,
+        })
+    }
+}
+
 /// A user enrolled with an application, as the console lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrolledUser {
@@ -509,13 +519,7 @@ impl Store {
             .await?;
             (rows, total)
         });
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(EnrolledUser::try_from)
-                .collect::<Result<_>>()?,
-            total: count(total, "enrollment count")?,
-        })
+        Page::of(rows, total, EnrolledUser::try_from)
     }
 
     /// Clears a user's failures and lock, as a successful sign-in would; the secret and the
@@ -567,13 +571,7 @@ impl Store {
             .await?;
             (rows, total)
         });
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(Session::try_from)
-                .collect::<Result<_>>()?,
-            total: count(total, "session count")?,
-        })
+        Page::of(rows, total, Session::try_from)
     }
 
     /// An application's callbacks, newest first, with their sessions' users.
@@ -600,17 +598,11 @@ impl Store {
                 .await?;
             (rows, total)
         });
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|row| {
-                    Ok(CallbackEntry {
-                        callback: Callback::try_from(row.callback)?,
-                        email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
-                    })
-                })
-                .collect::<Result<_>>()?,
-            total: count(total, "callback count")?,
+        Page::of(rows, total, |row| {
+            Ok(CallbackEntry {
+                callback: Callback::try_from(row.callback)?,
+                email: Email::parse(&row.email).map_err(|e| corrupt("email", e))?,
+            })
         })
     }
 
@@ -713,13 +705,7 @@ impl Store {
             .await?;
             (rows, total)
         });
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(AuditEntry::try_from)
-                .collect::<Result<_>>()?,
-            total: count(total, "audit count")?,
-        })
+        Page::of(rows, total, AuditEntry::try_from)
     }
 }
 

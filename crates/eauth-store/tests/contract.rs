@@ -906,6 +906,10 @@ async fn signin_failures_are_counted_per_key_within_the_window(store: Store) {
         "account:jane@example.com".to_owned(),
         "address:203.0.113.7".to_owned(),
     ];
+    let failures = |key: &str, since: i64| {
+        let (store, key) = (store.clone(), key.to_owned());
+        async move { store.signin_failures(&key, since).await.expect("count") }
+    };
     store
         .record_signin_failure(&keys, NOW)
         .await
@@ -914,51 +918,17 @@ async fn signin_failures_are_counted_per_key_within_the_window(store: Store) {
         .record_signin_failure(&keys[1..], NOW + 5)
         .await
         .expect("record");
-    assert_eq!(
-        store
-            .signin_failures(&keys[0], NOW - 1)
-            .await
-            .expect("count"),
-        1
-    );
-    assert_eq!(
-        store
-            .signin_failures(&keys[1], NOW - 1)
-            .await
-            .expect("count"),
-        2
-    );
-    assert_eq!(
-        store.signin_failures(&keys[1], NOW).await.expect("count"),
-        1,
-        "window"
-    );
-    assert_eq!(
-        store
-            .signin_failures("account:other", NOW - 1)
-            .await
-            .expect("count"),
-        0
-    );
+    assert_eq!(failures(&keys[0], NOW - 1).await, 1);
+    assert_eq!(failures(&keys[1], NOW - 1).await, 2);
+    assert_eq!(failures(&keys[1], NOW).await, 1, "window");
+    assert_eq!(failures("account:other", NOW - 1).await, 0);
 
     store.clear_signin_failures(&keys[0]).await.expect("clear");
-    assert_eq!(
-        store
-            .signin_failures(&keys[0], NOW - 1)
-            .await
-            .expect("count"),
-        0
-    );
-    assert_eq!(
-        store
-            .signin_failures(&keys[1], NOW - 1)
-            .await
-            .expect("count"),
-        2
-    );
+    assert_eq!(failures(&keys[0], NOW - 1).await, 0);
+    assert_eq!(failures(&keys[1], NOW - 1).await, 2);
 
     assert_eq!(store.prune_signin_failures(NOW).await.expect("prune"), 1);
-    assert_eq!(store.signin_failures(&keys[1], 0).await.expect("count"), 1);
+    assert_eq!(failures(&keys[1], 0).await, 1);
 }
 
 fn owned_by(name: &str, owner: &str) -> Application {

@@ -9,7 +9,6 @@
 use anyhow::Context;
 use askama::Template;
 use axum::{
-    Form,
     extract::{Query, State, rejection::QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -27,9 +26,7 @@ use serde::Deserialize;
 
 use super::{
     audit,
-    session::{
-        Account, Posted, check_pre_session_token, pre_session_token, safe_next, start_session,
-    },
+    session::{Account, Posted, PreSession, pre_session_token, safe_next, start_session},
     views::{Chrome, ConsoleError, page, see_other},
 };
 use crate::{client_ip::ClientIp, state::AppState};
@@ -94,8 +91,6 @@ pub(super) struct SignInForm {
     password: String,
     #[serde(default)]
     next: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 /// `POST /console/sign-in`.
@@ -103,12 +98,8 @@ pub(super) struct SignInForm {
 pub(super) async fn sign_in(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,
-    jar: CookieJar,
-    Form(form): Form<SignInForm>,
+    PreSession { jar, form }: PreSession<SignInForm>,
 ) -> Result<Response, ConsoleError> {
-    if !check_pre_session_token(&state, &jar, &form.csrf) {
-        return Err(ConsoleError::Forbidden);
-    }
     let next = safe_next(Some(&form.next));
     let now = state.clock.now();
     let keys = throttle_keys(&form.email, source);
@@ -200,8 +191,6 @@ pub(super) struct RegisterForm {
     email: String,
     #[serde(default)]
     password: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 /// `POST /console/register`: creates the account and signs it in.
@@ -209,12 +198,8 @@ pub(super) struct RegisterForm {
 pub(super) async fn register(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,
-    jar: CookieJar,
-    Form(form): Form<RegisterForm>,
+    PreSession { jar, form }: PreSession<RegisterForm>,
 ) -> Result<Response, ConsoleError> {
-    if !check_pre_session_token(&state, &jar, &form.csrf) {
-        return Err(ConsoleError::Forbidden);
-    }
     let email = Email::parse(&form.email);
     let password = Password::parse(&form.password);
     let (jar, csrf) = pre_session_token(&state, jar);

@@ -11,6 +11,7 @@ use axum::{
     extract::{Path, Query, State, rejection::QueryRejection},
     http::StatusCode,
     response::Response,
+    routing::{MethodRouter, get},
 };
 use eauth_core::{ApiKey, CallbackSecret, ClientId, RedirectUri, console::AuditAction};
 use eauth_store::{Application, PageRequest};
@@ -212,6 +213,32 @@ struct SecretsPage {
     callback_secret: Option<String>,
 }
 
+/// Credentials shown once, on a page that nothing caches: all of them after creation, or the
+/// one that was just rotated.
+fn shown_once(
+    state: &AppState,
+    account: &Account,
+    app: &Application,
+    (title, intro): (&'static str, &'static str),
+    api_key: Option<&ApiKey>,
+    callback_secret: Option<&CallbackSecret>,
+) -> Response {
+    let created = api_key.is_some() && callback_secret.is_some();
+    no_store(page(
+        StatusCode::OK,
+        &SecretsPage {
+            chrome: account.chrome(state),
+            nav: nav(app, if created { "" } else { "keys" }),
+            created,
+            title,
+            intro,
+            client_id: app.client_id.to_string(),
+            api_key: api_key.map(|key| key.expose().to_owned()),
+            callback_secret: callback_secret.map(|secret| secret.expose().to_owned()),
+        },
+    ))
+}
+
 /// `POST /console/apps/new`: creates the application, or shows the form again with what is
 /// wrong next to each field (nothing is saved then).
 #[tracing::instrument(name = "console_create_application", skip_all)]
@@ -252,20 +279,18 @@ pub(super) async fn create(
     )
     .await?;
     tracing::info!(client_id = %app.client_id, "application created in the console");
-    Ok(no_store(page(
-        StatusCode::OK,
-        &SecretsPage {
-            chrome: account.chrome(&state),
-            nav: nav(&app, ""),
-            created: true,
-            title: "Application created",
-            intro: "Your application is ready. Use the client ID and API key to call the API, and the \
-                    callback secret to check the signature of the callbacks you receive.",
-            client_id: app.client_id.to_string(),
-            api_key: Some(credentials.api_key.expose().to_owned()),
-            callback_secret: Some(credentials.callback_secret.expose().to_owned()),
-        },
-    )))
+    Ok(shown_once(
+        &state,
+        &account,
+        &app,
+        (
+            "Application created",
+            "Your application is ready. Use the client ID and API key to call the API, and the \
+             callback secret to check the signature of the callbacks you receive.",
+        ),
+        Some(&credentials.api_key),
+        Some(&credentials.callback_secret),
+    ))
 }
 
 struct Outcome {
@@ -542,51 +567,26 @@ fn confirm_page(
     }
 }
 
+/// What a confirmation page asks about.
 #[derive(Clone, Copy)]
-enum Confirm {
+pub(super) enum Confirm {
     RotateApiKey,
     RotateCallbackSecret,
     Delete,
 }
 
-async fn confirm(
-    state: &AppState,
-    account: &Account,
-    id: &str,
-    what: Confirm,
-) -> Result<Response, ConsoleError> {
-    let app = owned(state, account, id).await?;
-    Ok(page(
-        StatusCode::OK,
-        &confirm_page(state, account, &app, what, None),
-    ))
-}
-
-/// `GET /console/apps/{id}/rotate-api-key`: asks first.
-pub(super) async fn confirm_rotate_api_key(
-    State(state): State<AppState>,
-    account: Account,
-    Path(id): Path<String>,
-) -> Result<Response, ConsoleError> {
-    confirm(&state, &account, &id, Confirm::RotateApiKey).await
-}
-
-/// `GET /console/apps/{id}/rotate-callback-secret`: asks first.
-pub(super) async fn confirm_rotate_callback_secret(
-    State(state): State<AppState>,
-    account: Account,
-    Path(id): Path<String>,
-) -> Result<Response, ConsoleError> {
-    confirm(&state, &account, &id, Confirm::RotateCallbackSecret).await
-}
-
-/// `GET /console/apps/{id}/delete`: asks for the name first.
-pub(super) async fn confirm_delete(
-    State(state): State<AppState>,
-    account: Account,
-    Path(id): Path<String>,
-) -> Result<Response, ConsoleError> {
-    confirm(&state, &account, &id, Confirm::Delete).await
+/// `GET` of a confirmation page: rotating the API key, rotating the callback secret, or
+/// deleting (then with the name to type). Only the `POST` that follows acts.
+pub(super) fn confirm(what: Confirm) -> MethodRouter<AppState> {
+    get(
+        move |State(state): State<AppState>, account: Account, Path(id): Path<String>| async move {
+            let app = owned(&state, &account, &id).await?;
+            Ok::<_, ConsoleError>(page(
+                StatusCode::OK,
+                &confirm_page(&state, &account, &app, what, None),
+            ))
+        },
+    )
 }
 
 /// `POST /console/apps/{id}/rotate-api-key`: a new key, shown once; the old one is refused
@@ -616,19 +616,17 @@ pub(super) async fn rotate_api_key(
     )
     .await?;
     tracing::info!(client_id = %app.client_id, "API key rotated in the console");
-    Ok(no_store(page(
-        StatusCode::OK,
-        &SecretsPage {
-            chrome: account.chrome(&state),
-            nav: nav(&app, "keys"),
-            created: false,
-            title: "New API key",
-            intro: "The previous key no longer works. Put this one in your servers' configuration now.",
-            client_id: app.client_id.to_string(),
-            api_key: Some(api_key.expose().to_owned()),
-            callback_secret: None,
-        },
-    )))
+    Ok(shown_once(
+        &state,
+        &account,
+        &app,
+        (
+            "New API key",
+            "The previous key no longer works. Put this one in your servers' configuration now.",
+        ),
+        Some(&api_key),
+        None,
+    ))
 }
 
 /// `POST /console/apps/{id}/rotate-callback-secret`: a new signing secret, shown once.
@@ -657,19 +655,17 @@ pub(super) async fn rotate_callback_secret(
         source,
     )
     .await?;
-    Ok(no_store(page(
-        StatusCode::OK,
-        &SecretsPage {
-            chrome: account.chrome(&state),
-            nav: nav(&app, "keys"),
-            created: false,
-            title: "New callback secret",
-            intro: "Callbacks are signed with this secret from now on. Update your backend's signature check now.",
-            client_id: app.client_id.to_string(),
-            api_key: None,
-            callback_secret: Some(secret.expose().to_owned()),
-        },
-    )))
+    Ok(shown_once(
+        &state,
+        &account,
+        &app,
+        (
+            "New callback secret",
+            "Callbacks are signed with this secret from now on. Update your backend's signature check now.",
+        ),
+        None,
+        Some(&secret),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -19,8 +19,6 @@ mod views;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::header,
-    response::{IntoResponse, Response},
     routing::{any, get, post},
 };
 
@@ -29,8 +27,8 @@ use std::net::IpAddr;
 use eauth_core::{Email, console::AuditAction};
 use eauth_store::{Application, NewAuditEntry};
 
-use self::views::ConsoleError;
-use crate::state::AppState;
+use self::{applications::Confirm, views::ConsoleError};
+use crate::{html::asset, state::AppState};
 
 /// Forms are a few fields and lists of addresses; nothing legitimate comes near this.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -62,11 +60,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/apps/{id}/keys", get(applications::keys))
         .route(
             "/console/apps/{id}/rotate-api-key",
-            get(applications::confirm_rotate_api_key).post(applications::rotate_api_key),
+            applications::confirm(Confirm::RotateApiKey).post(applications::rotate_api_key),
         )
         .route(
             "/console/apps/{id}/rotate-callback-secret",
-            get(applications::confirm_rotate_callback_secret)
+            applications::confirm(Confirm::RotateCallbackSecret)
                 .post(applications::rotate_callback_secret),
         )
         .route(
@@ -75,7 +73,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/console/apps/{id}/delete",
-            get(applications::confirm_delete).post(applications::delete),
+            applications::confirm(Confirm::Delete).post(applications::delete),
         )
         .route(
             "/console/apps/{id}/integration",
@@ -111,17 +109,6 @@ pub fn router() -> Router<AppState> {
                 )
             }),
         )
-}
-
-async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// Notes in the audit log that `actor` did `action` (to `application`), from `source`.

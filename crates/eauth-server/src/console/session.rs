@@ -22,7 +22,7 @@ use eauth_store::SessionCutoffs;
 use serde::{Deserialize, de::DeserializeOwned};
 
 use super::views::{Chrome, ConsoleError};
-use crate::state::AppState;
+use crate::{html::browser_nonce, state::AppState};
 
 /// The console session's cookie.
 const SESSION_COOKIE: &str = "__Host-eauth-console";
@@ -141,25 +141,7 @@ pub(super) async fn start_session(
 /// The form token of the register and sign-in forms, and the jar with the cookie it is bound
 /// to (set now if the browser has none).
 pub(super) fn pre_session_token(state: &AppState, jar: CookieJar) -> (CookieJar, String) {
-    let (jar, nonce) = match jar
-        .get(PRE_SESSION_COOKIE)
-        .filter(|c| c.value().len() == 64)
-    {
-        Some(cookie) => {
-            let nonce = cookie.value().to_owned();
-            (jar, nonce)
-        }
-        None => {
-            let nonce = SessionToken::generate().expose().to_owned();
-            let cookie = Cookie::build((PRE_SESSION_COOKIE, nonce.clone()))
-                .path("/")
-                .secure(true)
-                .http_only(true)
-                .same_site(SameSite::Strict)
-                .build();
-            (jar.add(cookie), nonce)
-        }
-    };
+    let (jar, nonce) = browser_nonce(jar, PRE_SESSION_COOKIE);
     let token = state.vault.console_form_token(&pre_binding(&nonce));
     (jar, token)
 }
@@ -168,13 +150,31 @@ fn pre_binding(nonce: &str) -> Vec<u8> {
     [b"pre-session:".as_slice(), nonce.as_bytes()].concat()
 }
 
-/// Whether a register or sign-in form came with this browser's token.
-pub(super) fn check_pre_session_token(state: &AppState, jar: &CookieJar, presented: &str) -> bool {
-    jar.get(PRE_SESSION_COOKIE).is_some_and(|cookie| {
-        state
-            .vault
-            .check_console_form_token(&pre_binding(cookie.value()), presented)
-    })
+/// A register or sign-in form, taken only with this browser's anti-forgery token (a page of
+/// another site could otherwise sign the browser in to an account of the attacker's).
+pub(super) struct PreSession<T> {
+    /// The browser's cookies.
+    pub(super) jar: CookieJar,
+    pub(super) form: T,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for PreSession<T> {
+    type Rejection = ConsoleError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(request.headers());
+        let WithToken { csrf, form } = read_form(request, state).await?;
+        let genuine = jar.get(PRE_SESSION_COOKIE).is_some_and(|cookie| {
+            state
+                .vault
+                .check_console_form_token(&pre_binding(cookie.value()), &csrf)
+        });
+        if !genuine {
+            tracing::warn!("console sign-in or registration refused: wrong anti-forgery token");
+            return Err(ConsoleError::Forbidden);
+        }
+        Ok(Self { jar, form })
+    }
 }
 
 /// A form posted by a signed-in account, with its anti-forgery token checked before the
@@ -192,6 +192,16 @@ struct WithToken<T> {
     form: T,
 }
 
+async fn read_form<T: DeserializeOwned + Send>(
+    request: Request,
+    state: &AppState,
+) -> Result<WithToken<T>, ConsoleError> {
+    let Form(form) = Form::<WithToken<T>>::from_request(request, state)
+        .await
+        .map_err(|_| ConsoleError::BadRequest)?;
+    Ok(form)
+}
+
 impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
     type Rejection = ConsoleError;
 
@@ -199,9 +209,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
         let (mut parts, body) = request.into_parts();
         let account = Account::from_request_parts(&mut parts, state).await?;
         let request = Request::from_parts(parts, body);
-        let Form(WithToken { csrf, form }) = Form::<WithToken<T>>::from_request(request, state)
-            .await
-            .map_err(|_| ConsoleError::BadRequest)?;
+        let WithToken { csrf, form } = read_form(request, state).await?;
         let binding = session_binding(&account.session);
         if !state.vault.check_console_form_token(&binding, &csrf) {
             tracing::warn!("console form refused: wrong anti-forgery token");

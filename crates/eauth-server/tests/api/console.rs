@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use eauth_core::{Email, signin::Verdict};
 use eauth_store::CallbackStatus;
-use reqwest::{StatusCode, header::HeaderMap};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
     backend_tests,
-    helpers::{TestApp, TestApplication, token_id},
+    helpers::{Page, TestApp, TestApplication, token_id},
     receiver::Receiver,
 };
 
@@ -47,13 +47,6 @@ struct Browser {
     base_url: String,
 }
 
-/// What the service answered.
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
 /// Askama's escapes, undone.
 fn unescape(text: &str) -> String {
     text.replace("&#34;", "\"")
@@ -67,10 +60,6 @@ fn unescape(text: &str) -> String {
 }
 
 impl Page {
-    fn location(&self) -> Option<&str> {
-        self.headers.get("location").and_then(|v| v.to_str().ok())
-    }
-
     /// The value of the first `<input name="NAME" value="...">`.
     fn input(&self, name: &str) -> Option<String> {
         let tag = self.body.split(&format!("name=\"{name}\"")).nth(1)?;
@@ -121,28 +110,9 @@ impl Created {
 
 impl Browser {
     fn new(app: &TestApp) -> Self {
-        let certificate =
-            std::fs::read(app.settings.data_dir.join("tls/cert.pem")).expect("certificate");
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&certificate).expect("PEM"))
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
         Self {
-            client,
+            client: app.browser_client(),
             base_url: app.base_url.clone(),
-        }
-    }
-
-    async fn page(response: reqwest::Response) -> Page {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Page {
-            status,
-            headers,
-            body,
         }
     }
 
@@ -153,7 +123,7 @@ impl Browser {
             .send()
             .await
             .expect("request");
-        Self::page(response).await
+        Page::read(response).await
     }
 
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
@@ -164,7 +134,7 @@ impl Browser {
             .send()
             .await
             .expect("request");
-        Self::page(response).await
+        Page::read(response).await
     }
 
     /// Posts `fields` with the token of the form on `form_page`.
@@ -189,6 +159,20 @@ impl Browser {
             "/console/sign-in",
             "/console/sign-in",
             &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// Signs Jane in with the sign-in form on `form`, asking to go on to `next`.
+    async fn sign_in_then(&self, form: &Page, next: &str) -> Page {
+        self.post(
+            "/console/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("email", JANE),
+                ("password", PASSWORD),
+                ("next", next),
+            ],
         )
         .await
     }
@@ -224,6 +208,15 @@ impl Browser {
         }
     }
 
+    /// Posts `fields` to one of the application's actions.
+    async fn act(&self, created: &Created, action: &str, fields: &[(&str, &str)]) -> Page {
+        self.post(
+            &format!("/console/apps/{}/{action}", created.client_id),
+            fields,
+        )
+        .await
+    }
+
     async fn app_page(&self, created: &Created, tab: &str) -> Page {
         let path = format!("/console/apps/{}", created.client_id);
         if tab.is_empty() {
@@ -232,6 +225,15 @@ impl Browser {
             self.get(&format!("{path}/{tab}")).await
         }
     }
+}
+
+/// The application as the database holds it.
+async fn stored(app: &TestApp, client_id: eauth_core::ClientId) -> eauth_store::Application {
+    app.store
+        .application(client_id)
+        .await
+        .expect("store")
+        .expect("the application exists")
 }
 
 async fn session_token_code(app: &TestApp, credentials: &TestApplication) -> String {
@@ -479,17 +481,12 @@ async fn an_application_created_in_the_console_works_with_the_key_it_shows(app: 
     };
     assert!(created.api_key.starts_with("eak_") && created.callback_secret.starts_with("ecs_"));
 
-    let stored = app
-        .store
-        .application(created.credentials().client_id)
-        .await
-        .expect("store")
-        .expect("created");
-    assert_eq!(stored.owner, Some(Email::parse(JANE).expect("email")));
-    assert_eq!(stored.name.as_str(), "Jane's Portal");
-    assert_eq!(stored.ip_allow_list.entries().count(), 4);
-    assert_eq!(stored.redirect_uris.len(), 2);
-    assert!(stored.active);
+    let row = stored(&app, created.credentials().client_id).await;
+    assert_eq!(row.owner, Some(Email::parse(JANE).expect("email")));
+    assert_eq!(row.name.as_str(), "Jane's Portal");
+    assert_eq!(row.ip_allow_list.entries().count(), 4);
+    assert_eq!(row.redirect_uris.len(), 2);
+    assert!(row.active);
 
     // The key from the page, against the API.
     let credentials = created.credentials();
@@ -525,10 +522,7 @@ async fn a_rotated_api_key_replaces_the_old_one_at_once(app: TestApp) {
     assert_eq!(session_token_code(&app, &old).await, "SUCCESS");
 
     let rotated = browser
-        .post(
-            &format!("/console/apps/{}/rotate-api-key", created.client_id),
-            &[("csrf", &confirm.csrf())],
-        )
+        .act(&created, "rotate-api-key", &[("csrf", &confirm.csrf())])
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     assert_eq!(rotated.header("cache-control"), "no-store");
@@ -548,19 +542,16 @@ async fn a_rotated_callback_secret_signs_the_next_callback(app: TestApp) {
     let mut receiver = Receiver::start().await;
     let browser = Browser::signed_up(&app, JANE).await;
     let created = browser.create_app("Portal", &receiver.url).await;
-    let before = app
-        .store
-        .application(created.credentials().client_id)
+    let before = stored(&app, created.credentials().client_id)
         .await
-        .expect("store")
-        .expect("app")
         .sealed_callback_secret;
 
     let confirm = browser.app_page(&created, "rotate-callback-secret").await;
     assert!(confirm.says("Rotate the callback secret?"));
     let rotated = browser
-        .post(
-            &format!("/console/apps/{}/rotate-callback-secret", created.client_id),
+        .act(
+            &created,
+            "rotate-callback-secret",
             &[("csrf", &confirm.csrf())],
         )
         .await;
@@ -569,12 +560,8 @@ async fn a_rotated_callback_secret_signs_the_next_callback(app: TestApp) {
     let secret = rotated.code("callback-secret").expect("new secret");
     assert_ne!(secret, created.callback_secret);
     assert!(rotated.code("api-key").is_none());
-    let after = app
-        .store
-        .application(created.credentials().client_id)
+    let after = stored(&app, created.credentials().client_id)
         .await
-        .expect("store")
-        .expect("app")
         .sealed_callback_secret;
     assert_ne!(before, after);
     assert!(
@@ -656,12 +643,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
     )
     .await;
     let callback = given_up_callback(&app, &token).await;
-    let before = app
-        .store
-        .application(credentials.client_id)
-        .await
-        .expect("store")
-        .expect("app");
+    let before = stored(&app, credentials.client_id).await;
 
     let john = Browser::signed_up(&app, JOHN).await;
     let johns_list = john.get("/console").await;
@@ -722,12 +704,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
     }
 
     // Nothing changed.
-    let after = app
-        .store
-        .application(credentials.client_id)
-        .await
-        .expect("store")
-        .expect("still there");
+    let after = stored(&app, credentials.client_id).await;
     assert_eq!(after.name, before.name);
     assert_eq!(after.ip_allow_list, before.ip_allow_list);
     assert_eq!(after.callback_url, before.callback_url);
@@ -912,17 +889,7 @@ async fn next_only_ever_leads_to_a_console_page(app: TestApp) {
     );
     let form = browser.get(page.location().expect("sign-in")).await;
     assert_eq!(form.input("next").as_deref(), Some(wanted));
-    let signed_in = browser
-        .post(
-            "/console/sign-in",
-            &[
-                ("csrf", &form.csrf()),
-                ("email", JANE),
-                ("password", PASSWORD),
-                ("next", wanted),
-            ],
-        )
-        .await;
+    let signed_in = browser.sign_in_then(&form, wanted).await;
     assert_eq!(signed_in.location(), Some(wanted));
 
     for evil in [
@@ -941,17 +908,7 @@ async fn next_only_ever_leads_to_a_console_page(app: TestApp) {
             ))
             .await;
         assert_eq!(form.input("next"), None, "{evil} is not put into the form");
-        let page = browser
-            .post(
-                "/console/sign-in",
-                &[
-                    ("csrf", &form.csrf()),
-                    ("email", JANE),
-                    ("password", PASSWORD),
-                    ("next", evil),
-                ],
-            )
-            .await;
+        let page = browser.sign_in_then(&form, evil).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{evil}");
         assert_eq!(page.location(), Some("/console"), "{evil}");
     }
@@ -1062,42 +1019,31 @@ async fn invalid_fields_are_shown_next_to_each_field_and_nothing_is_saved(app: T
         .await;
     let form = browser.app_page(&created, "settings").await;
     assert_eq!(form.input("name").as_deref(), Some("Portal"));
-    let path = format!("/console/apps/{}/settings", created.client_id);
     let csrf = form.csrf();
-    let refused = browser
-        .post(
-            &path,
-            &[
-                ("csrf", csrf.as_str()),
-                ("name", "Renamed"),
-                ("ips", "not an address"),
-                ("callback_url", "https://portal.example.com/eauth"),
-                ("redirect_uris", "https://portal.example.com/callback"),
-            ],
-        )
-        .await;
+    let edit = |ips: &'static str, callback_url: &'static str| {
+        let fields = [
+            ("csrf", csrf.clone()),
+            ("name", "Renamed".to_owned()),
+            ("ips", ips.to_owned()),
+            ("callback_url", callback_url.to_owned()),
+            (
+                "redirect_uris",
+                "https://portal.example.com/callback".to_owned(),
+            ),
+        ];
+        let (browser, created) = (&browser, &created);
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.act(created, "settings", &fields).await
+        }
+    };
+    let refused = edit("not an address", "https://portal.example.com/eauth").await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.says("\"not an address\" is not an IP address or CIDR range"));
-    let stored = app
-        .store
-        .application(created.credentials().client_id)
-        .await
-        .expect("store")
-        .expect("app");
-    assert_eq!(stored.name.as_str(), "Portal");
+    let unchanged = stored(&app, created.credentials().client_id).await;
+    assert_eq!(unchanged.name.as_str(), "Portal");
 
-    let saved = browser
-        .post(
-            &path,
-            &[
-                ("csrf", csrf.as_str()),
-                ("name", "Renamed"),
-                ("ips", "192.0.2.0/24\n::1"),
-                ("callback_url", "https://portal.example.com/v2/eauth"),
-                ("redirect_uris", "https://portal.example.com/callback"),
-            ],
-        )
-        .await;
+    let saved = edit("192.0.2.0/24\n::1", "https://portal.example.com/v2/eauth").await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER);
     assert!(
         browser
@@ -1105,19 +1051,14 @@ async fn invalid_fields_are_shown_next_to_each_field_and_nothing_is_saved(app: T
             .await
             .says("Settings saved.")
     );
-    let stored = app
-        .store
-        .application(created.credentials().client_id)
-        .await
-        .expect("store")
-        .expect("app");
-    assert_eq!(stored.name.as_str(), "Renamed");
+    let changed = stored(&app, created.credentials().client_id).await;
+    assert_eq!(changed.name.as_str(), "Renamed");
     assert_eq!(
-        stored.ip_allow_list.entries().collect::<Vec<_>>(),
+        changed.ip_allow_list.entries().collect::<Vec<_>>(),
         ["192.0.2.0/24", "::1/128"]
     );
     assert_eq!(
-        stored.callback_url.to_string(),
+        changed.callback_url.to_string(),
         "https://portal.example.com/v2/eauth"
     );
     // 127.0.0.1 is no longer whitelisted (the test calls over IPv4).
@@ -1170,8 +1111,9 @@ async fn users_are_listed_searched_paged_and_unlocked(app: TestApp) {
     assert_eq!(found.input("q").as_deref(), Some("HAPPY"));
 
     let unlocked = browser
-        .post(
-            &format!("/console/apps/{}/users/unlock", created.client_id),
+        .act(
+            &created,
+            "users/unlock",
             &[("csrf", &users.csrf()), ("email", "locked@example.com")],
         )
         .await;
@@ -1409,14 +1351,12 @@ async fn the_audit_log_says_who_did_what_from_where(app: TestApp) {
         .await;
     let keys = browser.app_page(&created, "keys").await;
     browser
-        .post(
-            &format!("/console/apps/{}/rotate-api-key", created.client_id),
-            &[("csrf", &keys.csrf())],
-        )
+        .act(&created, "rotate-api-key", &[("csrf", &keys.csrf())])
         .await;
     browser
-        .post(
-            &format!("/console/apps/{}/activation", created.client_id),
+        .act(
+            &created,
+            "activation",
             &[("csrf", &keys.csrf()), ("active", "false")],
         )
         .await;
