@@ -9,8 +9,8 @@
 // error (a CSP violation included), on a request for a missing file, or on a page that is
 // wider than the phone's screen.
 //
-//   cargo build -p eauthd
-//   (cd e2e && npm i --no-save playwright-core)   # the e2e harness installs it too
+//   cargo build --bin eauthd
+//   (cd e2e && npm ci)
 //   node e2e/console-screenshots.mjs
 //
 // EAUTHD names the binary (default: $CARGO_TARGET_DIR or target/, then debug/eauthd);

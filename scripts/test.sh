@@ -4,6 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# ---- tools the tests need from Debian -------------------------------------------------------
+# eauth-cli's tests compare codes with oathtool and read QR images made by qrencode; the browser
+# tests (e2e/) run Debian's chromium. Without them those tests fail (they never skip), so install
+# whatever is missing; idempotent and quiet.
+missing=()
+for tool in oathtool qrencode chromium; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "== installing ${missing[*]} (Debian packages)"
+  sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# ----------------------------------------------------------------------------------------------
+
 echo "== formatting"
 cargo fmt --all -- --check
 
@@ -18,3 +35,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests${EAUTH_TEST_DATABASE_URL:+ (PostgreSQL: $EAUTH_TEST_DATABASE_URL)}"
 cargo test --workspace --locked
+
+echo "== browser tests of the sign-in webview and the example portal (e2e/: Playwright in Debian's Chromium)"
+command -v npm >/dev/null || { echo "the browser tests need Node.js 20 and npm" >&2; exit 1; }
+(cd e2e && npm ls --depth=0 >/dev/null 2>&1) || (cd e2e && npm ci --no-audit --no-fund)
+cargo build --locked --bin eauthd --bin eauth-portal
+(cd e2e && npx playwright test)

@@ -155,9 +155,10 @@ pub enum UrlError {
     Forbidden(String),
 }
 
-/// Parses a URL that the service will send something sensitive to: https only, except plain
-/// http to a loopback host for development; no credentials; no fragment.
-fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
+/// Parses a URL that something sensitive is sent to: https only, except plain http to a
+/// loopback host for development; no credentials; no fragment. The service's callback and
+/// redirect URLs follow this rule, and so does the service's own URL as the SDK calls it.
+pub fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
     let raw = raw.trim();
     let url = Url::parse(raw).map_err(|_| UrlError::Malformed(raw.to_owned()))?;
     if url.cannot_be_a_base() || url.host().is_none() {

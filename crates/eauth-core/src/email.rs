@@ -45,6 +45,11 @@ impl Email {
             ..Options::default()
         };
         EmailAddress::parse_with_options(trimmed, options).map_err(|_| EmailError::Invalid)?;
+        // RFC 5322 allows a quoted `"a:b"@example.com`; a colon cannot stand in a TOTP label
+        // (`issuer:email`), and no real mailbox needs one.
+        if trimmed.contains(':') {
+            return Err(EmailError::Invalid);
+        }
         Ok(Self(trimmed.to_lowercase()))
     }
 
@@ -94,6 +99,7 @@ mod tests {
             ("@example.com", EmailError::Invalid),
             ("Jane <jane@example.com>", EmailError::Invalid),
             ("jane@[127.0.0.1]", EmailError::Invalid),
+            ("\"a:b\"@example.com", EmailError::Invalid),
         ];
         for (raw, expected) in cases {
             assert_eq!(Email::parse(raw), Err(expected), "{raw:?}");

@@ -4,11 +4,21 @@
 //!
 //! The HMAC and truncation come from `totp-rs`; this module owns the rules around them.
 
-use std::fmt;
+use std::{fmt, sync::LazyLock};
 
-use data_encoding::{BASE32_NOPAD, DecodeError};
+use data_encoding::{BASE32_NOPAD, DecodeError, Encoding};
 use secrecy::{ExposeSecret, SecretSlice};
 use totp_rs::{Builder, Totp};
+
+/// Base32 that ignores the unused low bits of the last character, as oathtool, Python and the
+/// common authenticator apps do: secrets made of random base32 characters, at a length that is
+/// not a multiple of 8, set them about three times in four.
+static LENIENT_BASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = BASE32_NOPAD.specification();
+    spec.check_trailing_bits = false;
+    spec.encoding()
+        .expect("BUG: a valid variant of RFC 4648 base32")
+});
 
 /// RFC 4226 §4: shared secrets of at least 128 bits.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -61,6 +71,18 @@ pub struct TotpParams {
     algorithm: Algorithm,
     digits: u8,
     period: u16,
+}
+
+impl Default for TotpParams {
+    /// The guide's parameters, and what an `otpauth://` URI without them means: SHA-1,
+    /// 6 digits, 30-second steps (the only ones every authenticator app supports).
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        }
+    }
 }
 
 /// Why TOTP parameters are refused.
@@ -152,7 +174,7 @@ impl TotpSecret {
         if cleaned.is_empty() {
             return Err(TotpSecretError::Empty);
         }
-        let bytes = BASE32_NOPAD
+        let bytes = LENIENT_BASE32
             .decode(cleaned.as_bytes())
             .map_err(|_: DecodeError| TotpSecretError::NotBase32)?;
         if bytes.len() > MAX_SECRET_BYTES {
@@ -392,6 +414,13 @@ mod tests {
     }
 
     #[test]
+    fn secrets_with_nonzero_trailing_bits_are_accepted_as_other_apps_do() {
+        // `Z` leaves 2 unused bits set; oathtool and Python's base32 decode it regardless.
+        let secret = TotpSecret::parse("JBSWY3DPEHPK3PXPJBSWY3DPEZ").expect("accepted");
+        assert_eq!(secret.expose_bytes().len(), 16);
+    }
+
+    #[test]
     fn bad_secrets_are_refused_with_their_reason() {
         assert_eq!(
             TotpSecret::parse("").map(|_| ()),
@@ -410,6 +439,15 @@ mod tests {
         assert_eq!(
             TotpSecret::parse(&huge).map(|_| ()),
             Err(TotpSecretError::TooLong)
+        );
+    }
+
+    #[test]
+    fn the_default_params_are_the_guides() {
+        assert_eq!(
+            TotpParams::default(),
+            params(Algorithm::Sha1, 6, 30),
+            "SHA1, 6 digits, 30 s"
         );
     }
 

@@ -72,7 +72,9 @@
       body.set("action", submitter ? submitter.value : "verify");
       var buttons = form.querySelectorAll("button");
       buttons.forEach(function (b) { b.disabled = true; });
-      fetch(form.action, {
+      // Not `form.action`: the buttons are named "action", and a form's named controls
+      // shadow its properties, so that would be the buttons, not the URL.
+      fetch(form.getAttribute("action"), {
         method: "POST",
         body: body,
         headers: { Accept: "application/json" },
@@ -96,7 +98,13 @@
           }
         })
         .catch(function () {
-          // Without an answer, fall back to the plain form post.
+          // Without an answer, fall back to the plain form post. form.submit() sends no
+          // submitter, so say which button it was: else a Deny would go as an empty code.
+          var chosen = document.createElement("input");
+          chosen.type = "hidden";
+          chosen.name = "action";
+          chosen.value = body.get("action");
+          form.appendChild(chosen);
           form.submit();
         });
     });

@@ -1,6 +1,8 @@
 //! `eauthd`: the eAuthenticator service. `serve` (the default) runs it; `admin` manages
 //! applications on the same settings and database. Everything else lives in `eauth-server`.
 
+mod demo;
+
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
@@ -27,7 +29,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the service (the default).
-    Serve,
+    Serve {
+        /// Also run the example portal on http://localhost:3000, registered with the service.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Manage applications.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -88,7 +94,7 @@ const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(cli.command, None | Some(Command::Serve));
+    let serving = matches!(cli.command, None | Some(Command::Serve { .. }));
     init_tracing(if serving { "info" } else { "warn" });
     rustls::crypto::ring::default_provider()
         .install_default()
@@ -106,7 +112,8 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
     let outcome = runtime.block_on(async {
         match cli.command {
-            None | Some(Command::Serve) => serve(&settings).await.map_err(Failure::Fatal),
+            None => serve(&settings, false).await.map_err(Failure::Fatal),
+            Some(Command::Serve { demo }) => serve(&settings, demo).await.map_err(Failure::Fatal),
             Some(Command::Admin(command)) => admin(&settings, command).await,
         }
     });
@@ -148,15 +155,26 @@ impl From<AdminError> for Failure {
     }
 }
 
-async fn serve(settings: &Settings) -> anyhow::Result<()> {
+async fn serve(settings: &Settings, demo: bool) -> anyhow::Result<()> {
     let server = RunningServer::start(settings).await?;
+    let service = server.public_url.as_str().trim_end_matches('/').to_owned();
     println!(
-        "eauthd serving {} (data in {}, database {})",
-        server.public_url.as_str().trim_end_matches('/'),
+        "eauthd serving {service} (data in {}, database {})",
         settings.data_dir.display(),
         server.database_url
     );
-    server.run_until_signal().await
+    let portal = if demo {
+        let portal = demo::start(settings, &server).await?;
+        println!("{}", demo::instructions(&service));
+        Some(portal)
+    } else {
+        None
+    };
+    let served = server.run_until_signal().await;
+    if let Some(portal) = portal {
+        portal.stop();
+    }
+    served
 }
 
 async fn admin(settings: &Settings, command: AdminCommand) -> Result<(), Failure> {
