@@ -6,6 +6,7 @@
 
 pub mod application;
 pub mod callback;
+pub mod console;
 pub mod credentials;
 pub mod device;
 pub mod email;

@@ -81,12 +81,14 @@ impl Purpose {
 #[error("stored secret could not be decrypted (wrong master key, or data moved or corrupted)")]
 pub struct VaultError;
 
-/// Seals and opens secrets for storage, and makes the sign-in page's anti-forgery tokens.
+/// Seals and opens secrets for storage, and makes the anti-forgery tokens of the sign-in page
+/// and the console.
 pub struct Vault {
     totp: Aes256Gcm,
     callback: Aes256Gcm,
     session: Aes256Gcm,
     form_key: SecretBox<[u8; 32]>,
+    console_form_key: SecretBox<[u8; 32]>,
 }
 
 impl Vault {
@@ -105,6 +107,7 @@ impl Vault {
             callback: derive(Purpose::CallbackSecret),
             session: derive(Purpose::SessionKey),
             form_key: SecretBox::new(Box::new(expand(b"eauth/v1/form-token"))),
+            console_form_key: SecretBox::new(Box::new(expand(b"eauth/v1/console-form-token"))),
         }
     }
 
@@ -186,20 +189,28 @@ impl Vault {
     /// value the browser holds in a cookie. A form posted from another site lacks the cookie,
     /// and one built by someone holding only the session token lacks the victim's cookie.
     pub fn form_token(&self, session_id: Uuid, browser_nonce: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.form_key.expose_secret())
-            .expect("BUG: HMAC accepts 32-byte keys");
-        mac.update(session_id.as_bytes());
-        mac.update(browser_nonce.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hmac_hex(
+            &self.form_key,
+            &[session_id.as_bytes(), browser_nonce.as_bytes()],
+        )
     }
 
     /// Whether `presented` is the form token of this session and browser, compared in
     /// constant time.
     pub fn check_form_token(&self, session_id: Uuid, browser_nonce: &str, presented: &str) -> bool {
-        self.form_token(session_id, browser_nonce)
-            .as_bytes()
-            .ct_eq(presented.as_bytes())
-            .into()
+        constant_time_eq(&self.form_token(session_id, browser_nonce), presented)
+    }
+
+    /// The anti-forgery token of the Domain Console's forms, bound to what the browser holds:
+    /// the hash of its console session, or, before sign-in, a random value in a cookie. Under
+    /// its own key, so that no sign-in page token is ever a console token.
+    pub fn console_form_token(&self, binding: &[u8]) -> String {
+        hmac_hex(&self.console_form_key, &[binding])
+    }
+
+    /// Whether `presented` is the console form token for `binding`, compared in constant time.
+    pub fn check_console_form_token(&self, binding: &[u8], presented: &str) -> bool {
+        constant_time_eq(&self.console_form_token(binding), presented)
     }
 
     /// Encrypts `plaintext` bound to `context`; the result is the nonce followed by the
@@ -240,6 +251,20 @@ impl Vault {
             )
             .map_err(|_| VaultError)
     }
+}
+
+/// HMAC-SHA256 of the concatenated `parts`, in hex.
+fn hmac_hex(key: &SecretBox<[u8; 32]>, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose_secret())
+        .expect("BUG: HMAC accepts 32-byte keys");
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn constant_time_eq(expected: &str, presented: &str) -> bool {
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 /// The associated data of a user's secret. NUL cannot occur in a client id or an email, so
@@ -349,6 +374,22 @@ mod tests {
         assert!(!vault.check_form_token(session, "browser-b", &token));
         assert!(!vault.check_form_token(Uuid::new_v4(), "browser-a", &token));
         assert!(!vault.check_form_token(session, "browser-a", ""));
+    }
+
+    #[test]
+    fn console_form_tokens_bind_their_session_and_are_not_sign_in_tokens() {
+        let vault = vault();
+        let token = vault.console_form_token(b"session-hash");
+        assert!(vault.check_console_form_token(b"session-hash", &token));
+        assert!(!vault.check_console_form_token(b"other-session", &token));
+        assert!(!vault.check_console_form_token(b"session-hash", ""));
+        let session = Uuid::new_v4();
+        assert_ne!(
+            vault.console_form_token(session.as_bytes()),
+            vault.form_token(session, "")
+        );
+        // Another deployment's token is worthless here.
+        assert!(!self::vault().check_console_form_token(b"session-hash", &token));
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! Operator commands (`eauthd admin ...`): register applications and manage their keys,
 //! on the same settings and database as the running service.
 
-use eauth_core::{
-    ApiKey, ApplicationName, CallbackSecret, CallbackUrl, ClientId, Email, IpAllowList,
-    RedirectUri, Vault,
-};
+use eauth_core::{ApiKey, ClientId, Email, Vault};
 use eauth_store::{Application, Store, StoreError};
 
-use crate::{config::Settings, server::open_storage, state::Clock};
+pub use crate::registration::Credentials;
+use crate::{config::Settings, registration, server::open_storage, state::Clock};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,17 +34,6 @@ pub struct ApplicationInput {
     pub redirect_uris: Vec<String>,
     /// Owner's email.
     pub owner: Option<String>,
-}
-
-/// The credentials of a new application, shown once.
-#[derive(Debug)]
-pub struct Credentials {
-    /// The application's id.
-    pub client_id: ClientId,
-    /// Its API key.
-    pub api_key: ApiKey,
-    /// Its callback signing secret.
-    pub callback_secret: CallbackSecret,
 }
 
 /// The admin operations, bound to one database.
@@ -86,22 +73,16 @@ impl Admin {
         &self,
         input: &ApplicationInput,
     ) -> Result<Credentials, AdminError> {
-        let name = ApplicationName::parse(&input.name).map_err(|e| invalid("--name", e))?;
-        let ip_allow_list = IpAllowList::parse(input.ips.iter().map(String::as_str))
-            .map_err(|e| invalid("--ip", e))?;
-        let callback_url =
-            CallbackUrl::parse(&input.callback_url).map_err(|e| invalid("--callback-url", e))?;
-        if input.redirect_uris.is_empty() {
-            return Err(invalid(
-                "--redirect-uri",
-                "at least one redirect URI is required",
-            ));
-        }
-        let redirect_uris = input
-            .redirect_uris
-            .iter()
-            .map(|uri| RedirectUri::parse(uri).map_err(|e| invalid("--redirect-uri", e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let settings = registration::Settings::parse(
+            &input.name,
+            &input.ips,
+            &input.callback_url,
+            &input.redirect_uris,
+        )
+        .map_err(|errors| match errors.first() {
+            Some(error) => invalid(error.field.flag(), &error.message),
+            None => AdminError::InvalidArgument("invalid application settings".into()),
+        })?;
         let owner = input
             .owner
             .as_deref()
@@ -109,28 +90,11 @@ impl Admin {
             .transpose()
             .map_err(|e| invalid("--owner", e))?;
 
-        let client_id = ClientId::generate();
-        let api_key = ApiKey::generate();
-        let callback_secret = CallbackSecret::generate();
-        let application = Application {
-            client_id,
-            name,
-            owner,
-            ip_allow_list,
-            redirect_uris,
-            callback_url,
-            api_key_hash: api_key.hash(),
-            sealed_callback_secret: self.vault.seal_callback_secret(client_id, &callback_secret),
-            active: true,
-            created_at: self.clock.now(),
-        };
+        let (application, credentials) =
+            registration::new_application(settings, owner, &self.vault, self.clock.now());
         self.store.insert_application(&application).await?;
-        tracing::info!(%client_id, "application created");
-        Ok(Credentials {
-            client_id,
-            api_key,
-            callback_secret,
-        })
+        tracing::info!(client_id = %credentials.client_id, "application created");
+        Ok(credentials)
     }
 
     /// Every application.

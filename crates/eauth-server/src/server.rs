@@ -23,7 +23,7 @@ use crate::{
     app_api::{self, PushSignals},
     bootstrap,
     config::Settings,
-    health,
+    console, health,
     state::{AppState, Clock, Shared, load_session_keyring},
     webview, worker,
 };
@@ -60,6 +60,7 @@ pub fn app(state: AppState, max_concurrent_requests: usize) -> Router {
         .merge(app_api::router(max_concurrent_requests))
         .merge(health::router())
         .merge(webview::router())
+        .merge(console::router())
         .with_state(state)
         .layer(middleware::from_fn(log_failures))
         // Tokens travel in bodies and, for the sign-in page, in URLs: nothing may be cached.

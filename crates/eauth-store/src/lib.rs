@@ -209,6 +209,27 @@ mod devices;
 
 pub use devices::{Device, PendingSignin, PushAttempt, Registration};
 
+mod console;
+
+pub use console::{
+    Account, AuditEntry, CallbackEntry, EnrolledUser, NewAuditEntry, OutcomeCount, Page,
+    PageRequest, SessionCutoffs, SessionFilter,
+};
+
+/// The JSON columns of an application: its addresses and its redirect URIs.
+fn settings_json(app: &Application) -> (String, String) {
+    let ips = serde_json::to_string(&app.ip_allow_list.entries().collect::<Vec<_>>())
+        .expect("BUG: a list of strings serialises");
+    let redirects = serde_json::to_string(
+        &app.redirect_uris
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    )
+    .expect("BUG: a list of strings serialises");
+    (ips, redirects)
+}
+
 /// What [`Store::attempt`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -312,15 +333,7 @@ impl Store {
 
     /// Registers an application.
     pub async fn insert_application(&self, app: &Application) -> Result<()> {
-        let ips = serde_json::to_string(&app.ip_allow_list.entries().collect::<Vec<_>>())
-            .expect("BUG: a list of strings serialises");
-        let redirects = serde_json::to_string(
-            &app.redirect_uris
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-        )
-        .expect("BUG: a list of strings serialises");
+        let (ips, redirects) = settings_json(app);
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO applications (client_id, name, owner_email, ip_allow_list, redirect_uris,
                  callback_url, api_key_hash, sealed_callback_secret, active, created_at, updated_at)

@@ -4,12 +4,14 @@
 use eauth_core::{
     Algorithm, ApiKey, ApplicationName, CallbackUrl, ClientId, CodeRejected, DeviceId, DeviceKey,
     DeviceName, Email, IpAllowList, MatchNumber, RedirectUri, SessionStatus, TotpParams,
+    console::AuditAction,
     push::{PushVerdict, RejectReason},
     signin::Verdict,
 };
 use eauth_store::{
-    Application, Attempt, CallbackStatus, DeliveryResult, Device, NewEnrollment, PushAttempt,
-    Registration, Session, Store, StoreError, StoredSessionKey,
+    Application, Attempt, CallbackStatus, DeliveryResult, Device, NewAuditEntry, NewEnrollment,
+    PageRequest, PushAttempt, Registration, Session, SessionCutoffs, SessionFilter, Store,
+    StoreError, StoredSessionKey,
     testing::{Backend, TestDatabase},
 };
 use uuid::Uuid;
@@ -54,6 +56,17 @@ contract!(
     wrong_numbers_count_and_the_last_one_rejects_with_a_callback,
     an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failures,
     a_decision_after_expiry_times_the_sign_in_out_unjudged,
+    accounts_are_unique_by_email,
+    console_sessions_live_until_idle_or_too_old_and_end_when_deleted,
+    signin_failures_are_counted_per_key_within_the_window,
+    an_owner_sees_only_its_own_applications,
+    settings_and_callback_secret_changes_touch_only_their_application,
+    deleting_an_application_deletes_what_belongs_to_it,
+    enrolled_users_are_searched_paged_and_unlocked,
+    sign_ins_are_filtered_by_outcome_and_email_newest_first,
+    callbacks_are_listed_with_their_user_and_requeued,
+    outcomes_are_counted_per_bucket,
+    the_audit_log_keeps_each_accounts_actions_in_order,
 );
 
 async fn run<F, Fut>(backend: Backend, test: F)
@@ -1231,4 +1244,813 @@ async fn a_decision_after_expiry_times_the_sign_in_out_unjudged(store: Store) {
     assert_eq!(stored.status, SessionStatus::TimedOut);
     let callback = written_callback(&store, pending.id).await;
     assert!(!callback.approved);
+}
+fn email(raw: &str) -> Email {
+    Email::parse(raw).expect("email")
+}
+
+const ALL: PageRequest = PageRequest {
+    offset: 0,
+    limit: 100,
+};
+
+async fn accounts_are_unique_by_email(store: Store) {
+    let jane = email("jane@example.com");
+    store
+        .insert_account(&jane, "$argon2id$first", NOW)
+        .await
+        .expect("insert");
+    assert!(matches!(
+        store
+            .insert_account(&jane, "$argon2id$second", NOW + 1)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let account = store.account(&jane).await.expect("read").expect("found");
+    assert_eq!(
+        (
+            account.email,
+            account.password_hash.as_str(),
+            account.created_at
+        ),
+        (jane, "$argon2id$first", NOW)
+    );
+    assert!(
+        store
+            .account(&email("john@example.com"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+fn cutoffs(now: i64) -> SessionCutoffs {
+    // Ten seconds idle, a hundred at most.
+    SessionCutoffs {
+        last_seen_after: now - 10,
+        created_after: now - 100,
+    }
+}
+
+async fn console_sessions_live_until_idle_or_too_old_and_end_when_deleted(store: Store) {
+    let jane = email("jane@example.com");
+    store
+        .insert_account(&jane, "$argon2id$x", NOW)
+        .await
+        .expect("account");
+    let (token, other) = ([1u8; 32], [2u8; 32]);
+    store
+        .insert_console_session(&token, &jane, NOW)
+        .await
+        .expect("session");
+    store
+        .insert_console_session(&other, &jane, NOW)
+        .await
+        .expect("session");
+
+    // Used every 9 seconds, it lives on, up to its absolute limit.
+    let mut now = NOW;
+    while now + 9 < NOW + 100 {
+        now += 9;
+        assert_eq!(
+            store
+                .touch_console_session(&token, now, cutoffs(now))
+                .await
+                .expect("touch"),
+            Some(jane.clone()),
+            "at +{}",
+            now - NOW
+        );
+    }
+    assert_eq!(
+        store
+            .touch_console_session(&token, NOW + 100, cutoffs(NOW + 100))
+            .await
+            .expect("touch"),
+        None,
+        "too old"
+    );
+    // The other one was idle since NOW.
+    assert_eq!(
+        store
+            .touch_console_session(&other, NOW + 10, cutoffs(NOW + 10))
+            .await
+            .expect("touch"),
+        None,
+        "idle"
+    );
+    assert_eq!(
+        store
+            .touch_console_session(&[3u8; 32], NOW, cutoffs(NOW))
+            .await
+            .expect("touch"),
+        None,
+        "unknown"
+    );
+
+    let fresh = [4u8; 32];
+    store
+        .insert_console_session(&fresh, &jane, NOW + 200)
+        .await
+        .expect("session");
+    assert_eq!(
+        store
+            .prune_console_sessions(cutoffs(NOW + 200))
+            .await
+            .expect("prune"),
+        2
+    );
+    assert!(store.delete_console_session(&fresh).await.expect("delete"));
+    assert!(!store.delete_console_session(&fresh).await.expect("delete"));
+    assert_eq!(
+        store
+            .touch_console_session(&fresh, NOW + 201, cutoffs(NOW + 201))
+            .await
+            .expect("touch"),
+        None,
+        "signed out"
+    );
+}
+
+async fn signin_failures_are_counted_per_key_within_the_window(store: Store) {
+    let keys = [
+        "account:jane@example.com".to_owned(),
+        "address:203.0.113.7".to_owned(),
+    ];
+    let failures = |key: &str, since: i64| {
+        let (store, key) = (store.clone(), key.to_owned());
+        async move { store.signin_failures(&key, since).await.expect("count") }
+    };
+    store
+        .record_signin_failure(&keys, NOW)
+        .await
+        .expect("record");
+    store
+        .record_signin_failure(&keys[1..], NOW + 5)
+        .await
+        .expect("record");
+    assert_eq!(failures(&keys[0], NOW - 1).await, 1);
+    assert_eq!(failures(&keys[1], NOW - 1).await, 2);
+    assert_eq!(failures(&keys[1], NOW).await, 1, "window");
+    assert_eq!(failures("account:other", NOW - 1).await, 0);
+
+    store.clear_signin_failures(&keys[0]).await.expect("clear");
+    assert_eq!(failures(&keys[0], NOW - 1).await, 0);
+    assert_eq!(failures(&keys[1], NOW - 1).await, 2);
+
+    assert_eq!(store.prune_signin_failures(NOW).await.expect("prune"), 1);
+    assert_eq!(failures(&keys[1], 0).await, 1);
+}
+
+fn owned_by(name: &str, owner: &str) -> Application {
+    Application {
+        owner: Some(email(owner)),
+        ..application(name)
+    }
+}
+
+async fn an_owner_sees_only_its_own_applications(store: Store) {
+    let mut first = owned_by("First", "jane@example.com");
+    first.created_at = NOW - 10;
+    let second = owned_by("Second", "jane@example.com");
+    let johns = owned_by("John's", "john@example.com");
+    let unowned = Application {
+        owner: None,
+        ..application("Admin's")
+    };
+    for app in [&first, &second, &johns, &unowned] {
+        store.insert_application(app).await.expect("insert");
+    }
+    let janes: Vec<_> = store
+        .applications_of(&email("jane@example.com"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| a.client_id)
+        .collect();
+    assert_eq!(janes, [first.client_id, second.client_id], "oldest first");
+
+    let jane = email("jane@example.com");
+    assert!(
+        store
+            .owned_application(first.client_id, &jane)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    for other in [johns.client_id, unowned.client_id, ClientId::generate()] {
+        assert!(
+            store
+                .owned_application(other, &jane)
+                .await
+                .expect("read")
+                .is_none()
+        );
+    }
+}
+
+async fn settings_and_callback_secret_changes_touch_only_their_application(store: Store) {
+    let (app, other) = (application("A"), application("B"));
+    store.insert_application(&app).await.expect("insert");
+    store.insert_application(&other).await.expect("insert");
+
+    let changed = Application {
+        name: ApplicationName::parse("A, renamed").expect("name"),
+        ip_allow_list: IpAllowList::parse(["10.0.0.0/8"]).expect("ips"),
+        redirect_uris: vec![RedirectUri::parse("https://new.example.com/cb").expect("uri")],
+        callback_url: CallbackUrl::parse("https://new.example.com/eauth").expect("url"),
+        // Not settings: these must stay as they are.
+        api_key_hash: ApiKey::generate().hash(),
+        active: false,
+        owner: None,
+        ..application("ignored")
+    };
+    let changed = Application {
+        client_id: app.client_id,
+        ..changed
+    };
+    assert!(
+        store
+            .update_application_settings(&changed, NOW + 1)
+            .await
+            .expect("update")
+    );
+    assert!(
+        store
+            .replace_callback_secret(app.client_id, &[9, 9], NOW + 2)
+            .await
+            .expect("replace")
+    );
+    let read = store
+        .application(app.client_id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(read.name, changed.name);
+    assert_eq!(read.ip_allow_list, changed.ip_allow_list);
+    assert_eq!(read.redirect_uris, changed.redirect_uris);
+    assert_eq!(read.callback_url, changed.callback_url);
+    assert_eq!(read.sealed_callback_secret, vec![9, 9]);
+    assert_eq!(read.api_key_hash, app.api_key_hash);
+    assert!(read.active);
+    assert_eq!(read.owner, app.owner);
+
+    let untouched = store
+        .application(other.client_id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(untouched.name, other.name);
+    assert_eq!(
+        untouched.sealed_callback_secret,
+        other.sealed_callback_secret
+    );
+
+    let unknown = Application {
+        client_id: ClientId::generate(),
+        ..application("Nobody")
+    };
+    assert!(
+        !store
+            .update_application_settings(&unknown, NOW)
+            .await
+            .expect("update")
+    );
+    assert!(
+        !store
+            .replace_callback_secret(unknown.client_id, &[1], NOW)
+            .await
+            .expect("replace")
+    );
+}
+
+async fn deleting_an_application_deletes_what_belongs_to_it(store: Store) {
+    let pending = pending_session(&store).await;
+    store
+        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
+        .await
+        .expect("finish");
+    let other = pending_session(&store).await;
+
+    assert!(
+        store
+            .delete_application(pending.client_id)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        store
+            .application(pending.client_id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .enrollment(pending.client_id, &pending.email)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert_eq!(store.session(pending.id).await.expect("read"), None);
+    assert_eq!(
+        store.callback_of_session(pending.id).await.expect("read"),
+        None
+    );
+    assert!(
+        !store
+            .delete_application(pending.client_id)
+            .await
+            .expect("delete again")
+    );
+    // Another application's user and session are still there.
+    assert!(store.session(other.id).await.expect("read").is_some());
+    assert!(
+        store
+            .enrollment(other.client_id, &other.email)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
+
+async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    let other = application("Other");
+    store.insert_application(&other).await.expect("insert");
+    for (i, user) in [
+        "carol@example.com",
+        "alice@example.com",
+        "bob@test.org",
+        "a_b@example.com",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let at = NOW + i64::try_from(i).expect("small");
+        store
+            .upsert_enrollment(&enrollment(app.client_id, &email(user), 1, 6), at)
+            .await
+            .expect("enable");
+    }
+    store
+        .upsert_enrollment(
+            &enrollment(other.client_id, &email("zed@example.com"), 1, 6),
+            NOW,
+        )
+        .await
+        .expect("enable");
+
+    let all = store
+        .enrolled_users(app.client_id, None, ALL)
+        .await
+        .expect("list");
+    let emails: Vec<_> = all.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(
+        emails,
+        [
+            "a_b@example.com",
+            "alice@example.com",
+            "bob@test.org",
+            "carol@example.com"
+        ]
+    );
+    assert_eq!(all.total, 4);
+    assert_eq!(all.items[1].enabled_at, NOW + 1);
+
+    let page = store
+        .enrolled_users(
+            app.client_id,
+            None,
+            PageRequest {
+                offset: 1,
+                limit: 2,
+            },
+        )
+        .await
+        .expect("list");
+    let emails: Vec<_> = page.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(
+        (emails.as_slice(), page.total),
+        (&["alice@example.com", "bob@test.org"][..], 4)
+    );
+
+    let found = store
+        .enrolled_users(app.client_id, Some(" EXAMPLE.com "), ALL)
+        .await
+        .expect("search");
+    assert_eq!(found.total, 3);
+    // `_` is a letter here, not a wildcard.
+    let found = store
+        .enrolled_users(app.client_id, Some("a_b"), ALL)
+        .await
+        .expect("search");
+    let emails: Vec<_> = found.items.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(
+        (emails.as_slice(), found.total),
+        (&["a_b@example.com"][..], 1)
+    );
+
+    // The last approved sign-in, and the lock.
+    let alice = email("alice@example.com");
+    for (status, at) in [
+        (SessionStatus::Approved, NOW + 50),
+        (SessionStatus::Approved, NOW + 70),
+        (SessionStatus::Rejected, NOW + 90),
+    ] {
+        let session = session(app.client_id, &alice);
+        store
+            .insert_session_if_enrolled(&session)
+            .await
+            .expect("session");
+        store
+            .finish_session(&session, status, at, "tok")
+            .await
+            .expect("finish");
+    }
+    let locked = session(app.client_id, &alice);
+    store
+        .insert_session_if_enrolled(&locked)
+        .await
+        .expect("session");
+    store
+        .attempt(locked.id, NOW + 95, "tok", |_, _| {
+            Ok(Verdict::Exhausted { locked: true })
+        })
+        .await
+        .expect("attempt");
+    let read = store
+        .enrolled_users(app.client_id, Some("alice"), ALL)
+        .await
+        .expect("list");
+    let user = &read.items[0];
+    assert_eq!(
+        (
+            user.last_signin_at,
+            user.locked_at,
+            user.consecutive_failures
+        ),
+        (Some(NOW + 70), Some(NOW + 95), 1)
+    );
+
+    assert!(
+        store
+            .unlock_enrollment(app.client_id, &alice)
+            .await
+            .expect("unlock")
+    );
+    let enrollment = store
+        .enrollment(app.client_id, &alice)
+        .await
+        .expect("read")
+        .expect("enrolled");
+    assert_eq!(
+        (
+            enrollment.locked_at,
+            enrollment.consecutive_failures,
+            enrollment.last_failure_at
+        ),
+        (None, 0, None)
+    );
+    assert_eq!(enrollment.sealed_secret, vec![1; 28], "the secret stays");
+    assert!(
+        !store
+            .unlock_enrollment(app.client_id, &email("nobody@example.com"))
+            .await
+            .expect("unlock")
+    );
+    assert!(
+        !store
+            .unlock_enrollment(other.client_id, &alice)
+            .await
+            .expect("unlock"),
+        "another application's user of the same name is another user"
+    );
+}
+
+async fn sign_ins_are_filtered_by_outcome_and_email_newest_first(store: Store) {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    let (jane, john) = (email("jane@example.com"), email("john@test.org"));
+    for user in [&jane, &john] {
+        store
+            .upsert_enrollment(&enrollment(app.client_id, user, 1, 6), NOW)
+            .await
+            .expect("enable");
+    }
+    let mut ids = Vec::new();
+    for (i, (user, status)) in [
+        (&jane, SessionStatus::Approved),
+        (&john, SessionStatus::Rejected),
+        (&jane, SessionStatus::TimedOut),
+        (&jane, SessionStatus::Pending),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = session(app.client_id, user);
+        s.created_at = NOW + i64::try_from(i).expect("small");
+        store.insert_session_if_enrolled(&s).await.expect("insert");
+        if status != SessionStatus::Pending {
+            store
+                .finish_session(&s, status, s.created_at, "tok")
+                .await
+                .expect("finish");
+        }
+        ids.push(s.id);
+    }
+    let listed = |filter: SessionFilter, page: PageRequest| {
+        let store = store.clone();
+        async move {
+            let page = store
+                .sessions_of(app.client_id, &filter, page)
+                .await
+                .expect("list");
+            (
+                page.items.into_iter().map(|s| s.id).collect::<Vec<_>>(),
+                page.total,
+            )
+        }
+    };
+    assert_eq!(
+        listed(SessionFilter::default(), ALL).await,
+        (vec![ids[3], ids[2], ids[1], ids[0]], 4)
+    );
+    assert_eq!(
+        listed(
+            SessionFilter::default(),
+            PageRequest {
+                offset: 3,
+                limit: 10
+            }
+        )
+        .await,
+        (vec![ids[0]], 4)
+    );
+    let rejected = SessionFilter {
+        status: Some(SessionStatus::Rejected),
+        email: None,
+    };
+    assert_eq!(listed(rejected, ALL).await, (vec![ids[1]], 1));
+    let janes = SessionFilter {
+        status: None,
+        email: Some("JANE".into()),
+    };
+    assert_eq!(listed(janes, ALL).await, (vec![ids[3], ids[2], ids[0]], 3));
+    let janes_approved = SessionFilter {
+        status: Some(SessionStatus::Approved),
+        email: Some("jane@".into()),
+    };
+    assert_eq!(listed(janes_approved, ALL).await, (vec![ids[0]], 1));
+    let none = store
+        .sessions_of(ClientId::generate(), &SessionFilter::default(), ALL)
+        .await
+        .expect("list");
+    assert_eq!((none.items.len(), none.total), (0, 0));
+}
+
+async fn callbacks_are_listed_with_their_user_and_requeued(store: Store) {
+    let first = pending_session(&store).await;
+    store
+        .finish_session(&first, SessionStatus::Approved, NOW, "tok")
+        .await
+        .expect("finish");
+    let second = session(first.client_id, &first.email);
+    store
+        .insert_session_if_enrolled(&second)
+        .await
+        .expect("insert");
+    store
+        .finish_session(&second, SessionStatus::Rejected, NOW + 1, "tok")
+        .await
+        .expect("finish");
+
+    let listed = store
+        .callbacks_of(first.client_id, ALL)
+        .await
+        .expect("list");
+    assert_eq!(listed.total, 2);
+    let sessions: Vec<_> = listed.items.iter().map(|c| c.callback.session_id).collect();
+    assert_eq!(sessions, [second.id, first.id], "newest first");
+    assert_eq!(listed.items[0].email, first.email);
+    let page = store
+        .callbacks_of(
+            first.client_id,
+            PageRequest {
+                offset: 1,
+                limit: 1,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!((page.items.len(), page.total), (1, 2));
+
+    // Given up on: sent again on request, at once.
+    let given_up = store
+        .callback_of_session(first.id)
+        .await
+        .expect("read")
+        .expect("written");
+    let claimed = store
+        .claim_callback(given_up.id, NOW, NOW + 15)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(
+        !store
+            .requeue_callback(first.client_id, claimed.id, NOW + 1)
+            .await
+            .expect("requeue"),
+        "not while a worker holds it"
+    );
+    store
+        .record_delivery(
+            claimed.id,
+            &DeliveryResult::GaveUp {
+                error: "HTTP 500".into(),
+            },
+            NOW + 2,
+        )
+        .await
+        .expect("record");
+    assert!(
+        store
+            .claim_due_callback(NOW + 10_000, NOW + 10_015)
+            .await
+            .expect("claim")
+            .is_some_and(|c| c.id != claimed.id),
+        "only the other one is due"
+    );
+    assert!(
+        !store
+            .requeue_callback(ClientId::generate(), claimed.id, NOW + 3)
+            .await
+            .expect("requeue"),
+        "not through another application"
+    );
+    assert!(
+        store
+            .requeue_callback(first.client_id, claimed.id, NOW + 3)
+            .await
+            .expect("requeue")
+    );
+    let requeued = store
+        .callback_of_session(first.id)
+        .await
+        .expect("read")
+        .expect("written");
+    assert_eq!(
+        (requeued.status, requeued.next_attempt_at, requeued.attempts),
+        (CallbackStatus::Pending, NOW + 3, 1)
+    );
+    let due = store
+        .claim_callback(requeued.id, NOW + 3, NOW + 18)
+        .await
+        .expect("claim")
+        .expect("due again");
+    store
+        .record_delivery(due.id, &DeliveryResult::Delivered, NOW + 4)
+        .await
+        .expect("record");
+    assert!(
+        !store
+            .requeue_callback(first.client_id, due.id, NOW + 5)
+            .await
+            .expect("requeue"),
+        "delivered is done"
+    );
+}
+
+async fn outcomes_are_counted_per_bucket(store: Store) {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    let jane = email("jane@example.com");
+    store
+        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .await
+        .expect("enable");
+    let hour = NOW - NOW % 3600;
+    for (status, at) in [
+        (SessionStatus::Approved, hour + 1),
+        (SessionStatus::Approved, hour + 3599),
+        (SessionStatus::Rejected, hour + 10),
+        (SessionStatus::Approved, hour + 3600),
+        (SessionStatus::TimedOut, hour + 7300),
+        // Before the window.
+        (SessionStatus::Approved, hour - 1),
+        (SessionStatus::Pending, hour + 5),
+    ] {
+        let s = session(app.client_id, &jane);
+        store.insert_session_if_enrolled(&s).await.expect("insert");
+        if status != SessionStatus::Pending {
+            store
+                .finish_session(&s, status, at, "tok")
+                .await
+                .expect("finish");
+        }
+    }
+    let counts: Vec<_> = store
+        .outcome_counts(app.client_id, hour, 3600)
+        .await
+        .expect("counts")
+        .into_iter()
+        .map(|c| (c.bucket_start - hour, c.status, c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (0, SessionStatus::Approved, 2),
+            (0, SessionStatus::Rejected, 1),
+            (3600, SessionStatus::Approved, 1),
+            (7200, SessionStatus::TimedOut, 1),
+        ]
+    );
+    assert!(
+        store
+            .outcome_counts(ClientId::generate(), hour, 3600)
+            .await
+            .expect("counts")
+            .is_empty()
+    );
+}
+
+async fn the_audit_log_keeps_each_accounts_actions_in_order(store: Store) {
+    let (jane, john) = (email("jane@example.com"), email("john@example.com"));
+    let app = application("Portal");
+    let ip = "203.0.113.7".parse().expect("ip");
+    let entries = [
+        (&jane, AuditAction::SignedIn, None),
+        (
+            &jane,
+            AuditAction::ApplicationCreated,
+            Some((app.client_id, &app.name)),
+        ),
+        (&john, AuditAction::SignedIn, None),
+        // The same second: the order of insertion is kept.
+        (
+            &jane,
+            AuditAction::ApiKeyRotated,
+            Some((app.client_id, &app.name)),
+        ),
+    ];
+    for (actor, action, application) in entries {
+        store
+            .insert_audit(
+                &NewAuditEntry {
+                    actor,
+                    action,
+                    application,
+                    detail: Some("a detail"),
+                    source_ip: ip,
+                },
+                NOW,
+            )
+            .await
+            .expect("insert");
+    }
+    let janes = store.audit_log(&jane, None, ALL).await.expect("read");
+    let actions: Vec<_> = janes.items.iter().map(|e| e.action).collect();
+    assert_eq!(
+        (actions.as_slice(), janes.total),
+        (
+            &[
+                AuditAction::ApiKeyRotated,
+                AuditAction::ApplicationCreated,
+                AuditAction::SignedIn
+            ][..],
+            3
+        )
+    );
+    let newest = &janes.items[0];
+    assert_eq!(newest.actor, jane);
+    assert_eq!(newest.client_id, Some(app.client_id));
+    assert_eq!(newest.application_name.as_deref(), Some("Portal"));
+    assert_eq!(newest.detail.as_deref(), Some("a detail"));
+    assert_eq!((newest.at, newest.source_ip.as_str()), (NOW, "203.0.113.7"));
+
+    let of_app = store
+        .audit_log(
+            &jane,
+            Some(app.client_id),
+            PageRequest {
+                offset: 1,
+                limit: 5,
+            },
+        )
+        .await
+        .expect("read");
+    let actions: Vec<_> = of_app.items.iter().map(|e| e.action).collect();
+    assert_eq!(
+        (actions.as_slice(), of_app.total),
+        (&[AuditAction::ApplicationCreated][..], 2)
+    );
+    assert_eq!(
+        store
+            .audit_log(&john, Some(app.client_id), ALL)
+            .await
+            .expect("read")
+            .total,
+        0
+    );
 }

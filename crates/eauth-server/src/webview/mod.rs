@@ -17,7 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::extract::cookie::CookieJar;
 use eauth_core::{
     MatchNumber, RedirectUri, SessionClaims, SessionStatus, TotpCode, Vault, VaultError,
     signin::{self, Verdict},
@@ -30,6 +30,7 @@ use serde_json::json;
 use self::pages::{Answer, FormFields, Next, Outcome, PopupMessage, SigninPage, remaining};
 use crate::{
     client_ip::ClientIp,
+    html::{asset, browser_nonce},
     state::AppState,
     worker::{self, Delivery},
 };
@@ -58,17 +59,6 @@ pub fn router() -> Router<AppState> {
             "/sdk/eauth.js",
             get(|| asset("text/javascript", include_str!("../../assets/eauth.js"))),
         )
-}
-
-async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// The query string of `GET /start-authentication` (and the hidden fields of its form).
@@ -403,7 +393,7 @@ async fn show(
         Ok(ctx) => ctx,
         Err(dead_end) => return dead_end,
     };
-    let (jar, nonce) = browser_nonce(jar);
+    let (jar, nonce) = browser_nonce(jar, CSRF_COOKIE);
     match render_page(&state, &ctx, &nonce, source).await {
         Ok(next) => (jar, ctx.answer(next, &headers)).into_response(),
         Err(error) => dead_end(internal_dead_end(&error), &headers).into_response(),
@@ -522,24 +512,6 @@ async fn reject(
         "You don't have access",
         message,
     )))
-}
-
-/// The browser's anti-forgery nonce, set as a cookie the first time.
-fn browser_nonce(jar: CookieJar) -> (CookieJar, String) {
-    if let Some(cookie) = jar.get(CSRF_COOKIE).filter(|c| c.value().len() == 64) {
-        let nonce = cookie.value().to_owned();
-        return (jar, nonce);
-    }
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    let nonce = hex::encode(bytes);
-    let cookie = Cookie::build((CSRF_COOKIE, nonce.clone()))
-        .path("/")
-        .secure(true)
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .build();
-    (jar.add(cookie), nonce)
 }
 
 /// `POST /start-authentication`: verify a code, or deny.

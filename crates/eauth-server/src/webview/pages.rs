@@ -4,10 +4,12 @@
 use askama::Template;
 use axum::{
     Json,
-    http::{HeaderName, HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use serde_json::json;
+
+use crate::html::{html_type, render, secure_headers};
 
 /// The fields the page posts back; all of it came from the query string or the server.
 pub(super) struct FormFields {
@@ -96,14 +98,6 @@ pub(super) struct Answer {
     pub(super) portal_origin: Option<String>,
 }
 
-/// The rendered template; `None`, logged, if it fails (a bug: templates are checked at build).
-fn render(template: &impl Template) -> Option<String> {
-    template
-        .render()
-        .inspect_err(|error| tracing::error!(%error, "cannot render a page"))
-        .ok()
-}
-
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let rendered = match (self.next, self.json) {
@@ -150,37 +144,6 @@ impl IntoResponse for Answer {
         secure_headers(response.headers_mut(), self.portal_origin.as_deref());
         response
     }
-}
-
-fn html_type() -> [(HeaderName, HeaderValue); 1] {
-    [(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    )]
-}
-
-/// The page's policy: its own scripts and styles only, no framing, no Referer (the session
-/// token is in the URL), nothing cached, forms posted only to us — or, through the redirect
-/// that follows a post, to the portal's registered origin.
-fn secure_headers(headers: &mut axum::http::HeaderMap, portal_origin: Option<&str>) {
-    let form_action = match portal_origin {
-        Some(origin) => format!("'self' {origin}"),
-        None => "'self'".to_owned(),
-    };
-    let csp = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; \
-         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
-    );
-    // An origin is ASCII (url's serialisation), so the header value is valid.
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
 /// `m:ss`, as the countdown shows it before the script takes over.

@@ -99,6 +99,42 @@ pub async fn spawn_app_with(
     })
 }
 
+/// What the service answered a browser.
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The session id (`jti`) inside a session token.
+pub fn token_id(token: &str) -> uuid::Uuid {
+    let claims = token.split('.').nth(1).expect("claims");
+    let claims: Value = serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(claims.as_bytes())
+            .expect("b64"),
+    )
+    .expect("json");
+    uuid::Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid")
+}
+
 /// An application's credentials, as the tests use them.
 pub struct TestApplication {
     pub client_id: ClientId,
@@ -138,6 +174,19 @@ pub const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 impl TestApp {
     pub async fn admin(&self) -> Admin {
         Admin::open(&self.settings).await.expect("admin")
+    }
+
+    /// A browser's HTTP client: trusts the service's certificate, keeps cookies, and does not
+    /// follow redirects (the tests look at them).
+    pub fn browser_client(&self) -> reqwest::Client {
+        let certificate =
+            std::fs::read(self.settings.data_dir.join("tls/cert.pem")).expect("certificate");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&certificate).expect("PEM"))
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
     }
 
     /// Registers an application whitelisting the given addresses.

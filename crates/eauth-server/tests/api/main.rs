@@ -4,6 +4,7 @@
 // The helpers are `pub` for the sibling modules of this one test binary.
 #![allow(unreachable_pub)]
 
+mod console;
 mod health;
 mod helpers;
 mod mfa_toggle;

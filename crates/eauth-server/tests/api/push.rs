@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 
 use crate::{
     backend_tests,
-    helpers::{Answer, TestApp, TestApplication, spawn_app_with},
+    helpers::{Answer, Page, TestApp, TestApplication, spawn_app_with, token_id},
     webview::{
-        Browser, EMAIL, PORTAL, Page, code_at, open_redirect, portal, redirect_query,
-        session_token, status_of, token_id, wrong_code,
+        Browser, EMAIL, PORTAL, code_at, open_redirect, portal, redirect_query, session_token,
+        status_of, wrong_code,
     },
 };
 

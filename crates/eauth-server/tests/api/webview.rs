@@ -6,12 +6,11 @@ use std::time::Duration;
 use eauth_core::{Algorithm, SessionStatus, TotpParams, TotpSecret};
 use eauth_server::admin::ApplicationInput;
 use eauth_store::testing::Backend;
-use reqwest::{StatusCode, header::HeaderMap};
-use uuid::Uuid;
+use reqwest::StatusCode;
 
 use crate::{
     backend_tests,
-    helpers::{SECRET, TestApp, TestApplication, spawn_app_with},
+    helpers::{Page, SECRET, TestApp, TestApplication, spawn_app_with, token_id},
     receiver::Receiver,
 };
 
@@ -37,18 +36,7 @@ pub struct Browser {
     pub base_url: String,
 }
 
-/// What the service answered.
-pub struct Page {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
 impl Page {
-    pub fn location(&self) -> Option<&str> {
-        self.headers.get("location").and_then(|v| v.to_str().ok())
-    }
-
     /// The code form's fields, as the browser would post them.
     pub fn form(&self) -> Vec<(String, String)> {
         self.body
@@ -75,28 +63,9 @@ impl Page {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
-        let certificate =
-            std::fs::read(app.settings.data_dir.join("tls/cert.pem")).expect("certificate");
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&certificate).expect("PEM"))
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
         Self {
-            client,
+            client: app.browser_client(),
             base_url: app.base_url.clone(),
-        }
-    }
-
-    async fn page(response: reqwest::Response) -> Page {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("body");
-        Page {
-            status,
-            headers,
-            body,
         }
     }
 
@@ -105,7 +74,7 @@ impl Browser {
             url::Url::parse_with_params(&format!("{}/start-authentication", self.base_url), query)
                 .expect("url");
         let response = self.client.get(url).send().await.expect("request");
-        Self::page(response).await
+        Page::read(response).await
     }
 
     pub async fn post(&self, form: &[(String, String)], action: &str, code: &str) -> Page {
@@ -119,7 +88,7 @@ impl Browser {
             .send()
             .await
             .expect("request");
-        Self::page(response).await
+        Page::read(response).await
     }
 }
 
@@ -173,17 +142,6 @@ pub async fn status_of(app: &TestApp, token: &str) -> SessionStatus {
         .expect("store")
         .expect("session")
         .status
-}
-
-pub fn token_id(token: &str) -> Uuid {
-    let claims = token.split('.').nth(1).expect("claims");
-    let claims: serde_json::Value = serde_json::from_slice(
-        &data_encoding::BASE64URL_NOPAD
-            .decode(claims.as_bytes())
-            .expect("b64"),
-    )
-    .expect("json");
-    Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid")
 }
 
 pub fn redirect_query(token: &str) -> Vec<(&'static str, String)> {
