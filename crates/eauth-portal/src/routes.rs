@@ -294,14 +294,12 @@ async fn sign_in(
         Ok(user) => user,
         Err(error) => return internal(&error),
     };
+    // An unknown email is checked against a dummy hash: the answer takes as long either way.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let Some(user) = user.filter(|_| true) else {
-        check_password(form.password, None).await;
+    let matches = check_password(form.password, hash).await;
+    let Some(user) = user.filter(|_| matches) else {
         return (jar, again("Wrong email or password.")).into_response();
     };
-    if !check_password(form.password, hash).await {
-        return (jar, again("Wrong email or password.")).into_response();
-    }
     if user.sealed_secret.is_none() {
         return match start_web_session(&portal, jar, &email).await {
             Ok(jar) => (jar, Redirect::to("/")).into_response(),
