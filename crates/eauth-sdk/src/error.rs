@@ -40,6 +40,10 @@ pub enum Error {
     /// application.
     #[error("the user has not enabled 2FA with this application")]
     MfaNotEnabled,
+    /// `MFA_LOCKED`: the user's 2FA is locked after too many wrong codes; enable it again
+    /// (a new secret) to unlock it.
+    #[error("2FA is locked for this user after too many wrong codes")]
+    MfaLocked,
     /// `OVERLOADED`, still after the retries the call allows.
     #[error("the service is overloaded; retry later")]
     Overloaded {
@@ -149,6 +153,7 @@ pub(crate) fn decode_answer(
         "IP_NOT_ALLOWED" => Error::IpNotAllowed { message },
         "INACTIVE" => Error::Inactive,
         "MFA_NOT_ENABLED" => Error::MfaNotEnabled,
+        "MFA_LOCKED" => Error::MfaLocked,
         "OVERLOADED" => Error::Overloaded { retry_after },
         "NOT_FOUND" => Error::NotFound,
         "METHOD_NOT_ALLOWED" => Error::MethodNotAllowed,
@@ -200,7 +205,7 @@ mod tests {
     fn every_code_of_the_readme_has_its_variant() {
         let envelope =
             |code: &str, message: &str| json!({"code": code, "message": message, "data": ""});
-        let cases: [(u16, Value, IsExpected); 10] = [
+        let cases: [(u16, Value, IsExpected); 11] = [
             (
                 400,
                 envelope("INVALID_REQUEST", "toggle failed: email is empty"),
@@ -224,6 +229,9 @@ mod tests {
                 envelope("MFA_NOT_ENABLED", "2FA is not enabled"),
                 |e| matches!(e, Error::MfaNotEnabled),
             ),
+            (409, envelope("MFA_LOCKED", "2FA is locked"), |e| {
+                matches!(e, Error::MfaLocked)
+            }),
             (
                 503,
                 envelope("OVERLOADED", "busy"),

@@ -484,14 +484,14 @@ impl Store {
         row.map(Enrollment::try_from).transpose()
     }
 
-    /// Records a new pending session, in the same statement that checks the user is enrolled,
-    /// so that a concurrent DISABLE cannot slip between check and insert. `false` (nothing
-    /// written) if the user has no enrollment.
+    /// Records a new pending session, in the same statement that checks the user is enrolled
+    /// and not locked, so that a concurrent DISABLE cannot slip between check and insert.
+    /// `false` (nothing written) if the user has no usable enrollment.
     pub async fn insert_session_if_enrolled(&self, session: &Session) -> Result<bool> {
         let inserted = on_pool!(self, pool => sqlx::query(
             "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
              SELECT $1, $2, $3, $4, $5, $6
-             WHERE EXISTS (SELECT 1 FROM enrollments WHERE client_id = $2 AND email = $3)",
+             WHERE EXISTS (SELECT 1 FROM enrollments WHERE client_id = $2 AND email = $3 AND locked_at IS NULL)",
         )
         .bind(session.id.to_string())
         .bind(session.client_id.to_string())

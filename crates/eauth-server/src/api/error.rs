@@ -63,6 +63,11 @@ pub(crate) enum ApiError {
     /// The user has not enabled 2FA with this application.
     #[error("2FA is not enabled for this user")]
     MfaNotEnabled,
+    /// The user's 2FA is locked after too many wrong codes, until it is enabled again.
+    #[error(
+        "2FA for this user is locked after too many wrong codes; enable it again with mfa/toggle"
+    )]
+    MfaLocked,
     /// The server is at its concurrency limit.
     #[error("server is overloaded, retry shortly")]
     Overloaded,
@@ -87,6 +92,7 @@ impl ApiError {
             Self::IpNotAllowed(_) => "IP_NOT_ALLOWED",
             Self::Inactive => "INACTIVE",
             Self::MfaNotEnabled => "MFA_NOT_ENABLED",
+            Self::MfaLocked => "MFA_LOCKED",
             Self::Overloaded => "OVERLOADED",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -101,7 +107,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::IpNotAllowed(_) | Self::Inactive => StatusCode::FORBIDDEN,
-            Self::MfaNotEnabled => StatusCode::CONFLICT,
+            Self::MfaNotEnabled | Self::MfaLocked => StatusCode::CONFLICT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -61,7 +61,17 @@ async fn issue(
     );
     // Durably recorded before SUCCESS: the token is only handed out for a session that exists.
     if !state.store.insert_session_if_enrolled(&session).await? {
-        return Err(ApiError::MfaNotEnabled);
+        // Only on this rare path: tell a locked user from one without 2FA.
+        let locked = state
+            .store
+            .enrollment(session.client_id, &session.email)
+            .await?
+            .is_some_and(|enrollment| enrollment.locked_at.is_some());
+        return Err(if locked {
+            ApiError::MfaLocked
+        } else {
+            ApiError::MfaNotEnabled
+        });
     }
     Ok(success(json!({ "session_token": token })))
 }

@@ -14,6 +14,7 @@ backend_tests!(
     the_guides_example_answers_success_with_a_signed_recorded_session,
     an_inactive_application_gets_exactly_the_guides_inactive_answer,
     a_user_without_2fa_gets_mfa_not_enabled,
+    a_locked_user_gets_mfa_locked_until_enabled_again,
     emails_are_trimmed_and_compared_case_insensitively,
     a_wrong_or_missing_api_key_is_refused,
     the_key_of_one_application_does_not_open_another,
@@ -334,4 +335,58 @@ async fn bad_requests_get_the_envelope_with_a_reason_and_write_nothing(app: Test
         .await
         .expect("count");
     assert_eq!(sessions, 0, "no bad request wrote a session");
+}
+
+async fn a_locked_user_gets_mfa_locked_until_enabled_again(app: TestApp) {
+    use eauth_core::{CodeRejected, signin::Verdict};
+
+    let portal = app.create_application().await;
+    app.enable(&portal, "user@example.com").await;
+    let answer = app.session_token(&portal, "user@example.com").await;
+    let token = answer.body["data"]["session_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    // The hundredth wrong code, as the sign-in page would record it.
+    let claims = token.split('.').nth(1).expect("claims");
+    let claims: Value = serde_json::from_slice(
+        &data_encoding::BASE64URL_NOPAD
+            .decode(claims.as_bytes())
+            .expect("b64"),
+    )
+    .expect("json");
+    let id = Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("uuid");
+    let locking = Verdict::Wrong {
+        reason: CodeRejected::Wrong,
+        attempts_left: 4,
+        locked: true,
+    };
+    app.store
+        .attempt(id, claims["iat"].as_i64().expect("iat"), &token, |_, _| {
+            Ok(locking)
+        })
+        .await
+        .expect("attempt");
+
+    let answer = app.session_token(&portal, "user@example.com").await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (StatusCode::CONFLICT, "MFA_LOCKED")
+    );
+    assert_eq!(
+        app.store
+            .session_count(portal.client_id)
+            .await
+            .expect("count"),
+        1,
+        "no session written"
+    );
+    assert_eq!(
+        app.enable(&portal, "user@example.com").await.code(),
+        "SUCCESS"
+    );
+    assert_eq!(
+        app.session_token(&portal, "user@example.com").await.code(),
+        "SUCCESS"
+    );
 }
