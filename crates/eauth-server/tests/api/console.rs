@@ -741,9 +741,9 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         johns_actions.items.iter().all(|e| e.client_id.is_none()),
         "john did nothing to any application"
     );
-    // Jane still sees and uses hers.
+    // Jane still sees and uses hers: her key passes, and the answer is about her locked user.
     assert_eq!(jane.app_page(&created, "").await.status, StatusCode::OK);
-    assert_eq!(session_token_code(&app, &credentials).await, "SUCCESS");
+    assert_eq!(session_token_code(&app, &credentials).await, "MFA_LOCKED");
 }
 
 /// The callback of a finished session, once its first delivery failed, marked as given up on
