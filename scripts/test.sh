@@ -36,6 +36,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests${EAUTH_TEST_DATABASE_URL:+ (PostgreSQL: $EAUTH_TEST_DATABASE_URL)}"
 cargo test --workspace --locked
 
+echo "== benchmark smoke run (every scenario for a moment against the debug eauthd; any error fails)"
+# Numbers from a debug build mean nothing: this only keeps the benchmark working. The real run
+# is `cargo run --release -p eauth-bench` (README, "Benchmark").
+cargo build --locked --bin eauthd
+cargo run --locked -p eauth-bench -- --smoke --eauthd "${CARGO_TARGET_DIR:-target}/debug/eauthd"
+
 echo "== browser tests of the sign-in webview and the example portal (e2e/: Playwright in Debian's Chromium)"
 command -v npm >/dev/null || { echo "the browser tests need Node.js 20 and npm" >&2; exit 1; }
 (cd e2e && npm ls --depth=0 >/dev/null 2>&1) || (cd e2e && npm ci --no-audit --no-fund)

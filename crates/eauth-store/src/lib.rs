@@ -108,6 +108,38 @@ macro_rules! callback_columns {
     };
 }
 
+/// The insert of an enrollment, before its `VALUES`.
+macro_rules! enrollment_insert {
+    () => {
+        "INSERT INTO enrollments (client_id, email, sealed_secret, algorithm, digits, period, \
+         last_used_step, consecutive_failures, locked_at, enabled_at)"
+    };
+}
+
+/// What enabling an enrolled user again does: a new secret starts a new history.
+macro_rules! enrollment_replace {
+    () => {
+        "ON CONFLICT (client_id, email) DO UPDATE SET \
+         sealed_secret = excluded.sealed_secret, algorithm = excluded.algorithm, \
+         digits = excluded.digits, period = excluded.period, last_used_step = NULL, \
+         consecutive_failures = 0, last_failure_at = NULL, locked_at = NULL, \
+         enabled_at = excluded.enabled_at"
+    };
+}
+
+/// Rows per multi-row statement: 7 parameters each stays far below both drivers' limits
+/// (SQLite 32 766, PostgreSQL 65 535).
+const ENROLLMENTS_PER_STATEMENT: usize = 500;
+
+/// `rows` comma-separated row tuples for a multi-row statement; `row(n)` writes the row whose
+/// first placeholder is `$n`, with `columns` placeholders per row.
+fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) -> String {
+    (0..rows)
+        .map(|i| row(i * columns + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Finishes a pending session and writes its callback inside the transaction `$tx`;
 /// evaluates to whether the session was pending.
 macro_rules! finish_in {
@@ -425,16 +457,11 @@ impl Store {
     pub async fn upsert_enrollment(&self, enrollment: &NewEnrollment, now: i64) -> Result<()> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO enrollments (client_id, email, sealed_secret, algorithm, digits, period,
-                     last_used_step, consecutive_failures, locked_at, enabled_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, NULL, $7)
-                 ON CONFLICT (client_id, email) DO UPDATE SET
-                     sealed_secret = excluded.sealed_secret, algorithm = excluded.algorithm,
-                     digits = excluded.digits, period = excluded.period, last_used_step = NULL,
-                     consecutive_failures = 0, last_failure_at = NULL, locked_at = NULL,
-                     enabled_at = excluded.enabled_at",
-            )
+            sqlx::query(concat!(
+                enrollment_insert!(),
+                " VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, NULL, $7) ",
+                enrollment_replace!()
+            ))
             .bind(enrollment.client_id.to_string())
             .bind(enrollment.email.as_str())
             .bind(&enrollment.sealed_secret)
@@ -449,6 +476,56 @@ impl Store {
                 .bind(enrollment.email.as_str())
                 .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stores many enrollments at once, each as [`upsert_enrollment`](Self::upsert_enrollment)
+    /// stores one (fresh state, no devices), in one transaction of multi-row statements:
+    /// loading a million users takes seconds instead of a million commits. When a user appears
+    /// more than once, the last one wins, as it would one by one.
+    pub async fn upsert_enrollments(&self, enrollments: &[NewEnrollment], now: i64) -> Result<()> {
+        // One statement may not touch a row twice (PostgreSQL refuses it): keep the last.
+        let mut seen = std::collections::HashSet::with_capacity(enrollments.len());
+        let mut distinct: Vec<&NewEnrollment> = enrollments
+            .iter()
+            .rev()
+            .filter(|e| seen.insert((e.client_id, e.email.as_str())))
+            .collect();
+        distinct.reverse();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
+                let insert = sqlx::AssertSqlSafe(format!(
+                    concat!(enrollment_insert!(), " VALUES {} ", enrollment_replace!()),
+                    placeholder_rows(chunk.len(), 7, |n| {
+                        format!("(${}, ${}, ${}, ${}, ${}, ${}, NULL, 0, NULL, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
+                    })
+                ));
+                let mut query = sqlx::query(insert).persistent(false);
+                for enrollment in chunk {
+                    query = query
+                        .bind(enrollment.client_id.to_string())
+                        .bind(enrollment.email.as_str())
+                        .bind(&enrollment.sealed_secret)
+                        .bind(enrollment.params.algorithm().as_str())
+                        .bind(i32::from(enrollment.params.digits()))
+                        .bind(i32::from(enrollment.params.period()))
+                        .bind(now);
+                }
+                query.execute(&mut *tx).await?;
+                // As one by one: a new secret drops the devices that proved the old one.
+                let delete = sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM devices WHERE (client_id, email) IN (VALUES {})",
+                    placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1))
+                ));
+                let mut query = sqlx::query(delete).persistent(false);
+                for enrollment in chunk {
+                    query = query.bind(enrollment.client_id.to_string()).bind(enrollment.email.as_str());
+                }
+                query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())

@@ -21,6 +21,8 @@ pub enum Backend {
 pub struct TestDatabase {
     url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The server's URL and the schema, for PostgreSQL.
+    schema: Option<(String, String)>,
 }
 
 impl TestDatabase {
@@ -33,23 +35,46 @@ impl TestDatabase {
                 Some(Self {
                     url: format!("sqlite://{}", path.display()),
                     _dir: Some(dir),
+                    schema: None,
                 })
             }
             Backend::Postgres => {
                 let base = std::env::var("EAUTH_TEST_DATABASE_URL").ok()?;
-                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&base)
-                    .await
-                    .expect("connect to EAUTH_TEST_DATABASE_URL");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create test schema");
-                let separator = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-                Some(Self { url, _dir: None })
+                Some(
+                    Self::postgres_schema(&base, "t")
+                        .await
+                        .expect("create a test schema in EAUTH_TEST_DATABASE_URL"),
+                )
             }
         }
+    }
+
+    /// A fresh schema `{prefix}_<uuid>` in the PostgreSQL database at `base`, for the
+    /// benchmark as for tests; the URL it gives selects it through `search_path`.
+    pub async fn postgres_schema(base: &str, prefix: &str) -> Result<Self, sqlx::Error> {
+        let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(base).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await?;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        Ok(Self {
+            url,
+            _dir: None,
+            schema: Some((base.to_owned(), schema)),
+        })
+    }
+
+    /// Drops a PostgreSQL schema with everything in it (a SQLite file goes with the value).
+    pub async fn drop_schema(self) -> Result<(), sqlx::Error> {
+        if let Some((base, schema)) = &self.schema {
+            let mut admin = PgConnection::connect(base).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut admin)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The URL to give the store or the server.

@@ -67,6 +67,7 @@ contract!(
     callbacks_are_listed_with_their_user_and_requeued,
     outcomes_are_counted_per_bucket,
     the_audit_log_keeps_each_accounts_actions_in_order,
+    many_users_are_enrolled_at_once_as_one_by_one,
 );
 
 async fn run<F, Fut>(backend: Backend, test: F)
@@ -2053,4 +2054,80 @@ async fn the_audit_log_keeps_each_accounts_actions_in_order(store: Store) {
             .total,
         0
     );
+}
+
+async fn many_users_are_enrolled_at_once_as_one_by_one(store: Store) {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    // Jane is enrolled already, with a used step that enabling again must reset.
+    let pending = {
+        let jane = Email::parse("jane@example.com").expect("email");
+        store
+            .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+            .await
+            .expect("enable");
+        let pending = session(app.client_id, &jane);
+        assert!(
+            store
+                .insert_session_if_enrolled(&pending)
+                .await
+                .expect("insert")
+        );
+        pending
+    };
+    judged(
+        store
+            .attempt(pending.id, NOW, "tok", |_, _| {
+                Ok(Verdict::Approved { step: 7 })
+            })
+            .await
+            .expect("attempt"),
+    );
+    // More users than one statement holds, Jane among them, and John twice: the last wins.
+    let users: Vec<Email> = (0..1_234)
+        .map(|i| Email::parse(&format!("user{i}@example.com")).expect("email"))
+        .chain(
+            ["jane@example.com", "john@example.com", "john@example.com"]
+                .map(|raw| Email::parse(raw).expect("email")),
+        )
+        .collect();
+    let batch: Vec<NewEnrollment> = users
+        .iter()
+        .enumerate()
+        .map(|(i, email)| enrollment(app.client_id, email, (i % 200) as u8, 8))
+        .collect();
+    store
+        .upsert_enrollments(&batch, NOW + 60)
+        .await
+        .expect("enable many");
+    for (i, email) in users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| [0, 499, 500, 1_233, 1_234, 1_236].contains(i))
+    {
+        let read = store
+            .enrollment(app.client_id, email)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("{email} enrolled"));
+        assert_eq!(read.sealed_secret, vec![(i % 200) as u8; 28], "{email}");
+        assert_eq!(read.params.digits(), 8);
+        assert_eq!(read.enabled_at, NOW + 60);
+        assert_eq!(
+            (
+                read.last_used_step,
+                read.consecutive_failures,
+                read.locked_at
+            ),
+            (None, 0, None)
+        );
+        assert!(
+            store
+                .insert_session_if_enrolled(&session(app.client_id, email))
+                .await
+                .expect("insert")
+        );
+    }
+    // An empty batch is nothing to do.
+    store.upsert_enrollments(&[], NOW).await.expect("empty");
 }
