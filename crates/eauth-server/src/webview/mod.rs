@@ -149,6 +149,11 @@ async fn resolve(state: &AppState, params: Params) -> Result<Context, Outcome> {
         .await
         .map_err(|error| internal_dead_end(&error))?
         .ok_or_else(|| bad_link("The application of this sign-in no longer exists."))?;
+    // A deactivated application gets INACTIVE from the API; its pending sign-ins must not be
+    // approvable here either.
+    if !application.active {
+        return Err(bad_link("The application of this sign-in is not active."));
+    }
     let redirect_uri = match params.redirect_uri.as_deref().filter(|uri| !uri.is_empty()) {
         Some(raw) => {
             let uri = RedirectUri::parse(raw)

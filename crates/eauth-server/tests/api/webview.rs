@@ -25,6 +25,7 @@ backend_tests!(
     a_popup_posts_only_to_the_portals_origin,
     repeated_failures_across_sessions_are_throttled,
     a_receiver_that_is_down_gets_the_callback_once_it_is_back,
+    a_deactivated_applications_pending_sign_in_cannot_be_approved,
 );
 
 pub const PORTAL: &str = "https://portal.example.com/callback";
@@ -617,4 +618,27 @@ async fn an_unanswered_session_times_out_and_the_backend_is_told() {
         "{}",
         page.body
     );
+}
+
+async fn a_deactivated_applications_pending_sign_in_cannot_be_approved(app: TestApp) {
+    let (portal, _receiver) = portal(&app).await;
+    let token = session_token(&app, &portal).await;
+    let browser = Browser::new(&app);
+    let form = open_redirect(&browser, &token).await.form();
+    let admin = app.admin().await;
+    admin
+        .set_active(&portal.client_id.to_string(), false)
+        .await
+        .expect("deactivate");
+    admin.close().await;
+
+    let page = browser.post(&form, "verify", &code_at(0)).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.location().is_none() && page.body.contains("not active"),
+        "{}",
+        page.body
+    );
+    assert!(!open_redirect(&browser, &token).await.has_code_form());
+    assert_eq!(status_of(&app, &token).await, SessionStatus::Pending);
 }
