@@ -6,6 +6,7 @@
 //! compiled against each driver by [`on_pool!`]. Only the migrations differ (column types).
 //! The store persists what it is given: secrets arrive sealed, keys arrive hashed.
 
+mod group_commit;
 mod records;
 
 use std::{str::FromStr, time::Duration};
@@ -61,7 +62,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// Reads on the pool; writes through the group commit's one connection.
+    Sqlite(SqlitePool, group_commit::Writer),
     Postgres(PgPool),
 }
 
@@ -70,8 +72,40 @@ enum Pool {
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
-            Pool::Sqlite($pool) => $body,
+            Pool::Sqlite($pool, _) => $body,
             Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` (the body of an async block that uses `$conn`, the driver's connection, and
+/// evaluates to a `Result`) as one atomic, durable write: on SQLite as a job of the group
+/// commit (see [`group_commit`] for the rule a job follows), on PostgreSQL in a transaction
+/// of its own. The body is compiled once per driver; it runs on another task, so it owns
+/// what it uses.
+macro_rules! write_in {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(_, writer) => {
+                writer
+                    .run(move |$conn: &mut sqlx::SqliteConnection| {
+                        Box::pin(async move {
+                            let result: Result<_> = $body;
+                            result
+                        })
+                    })
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let value = {
+                    let $conn: &mut sqlx::PgConnection = &mut *tx;
+                    let result: Result<_> = async move { $body }.await;
+                    result
+                }?;
+                tx.commit().await?;
+                Ok(value)
+            }
         }
     };
 }
@@ -236,8 +270,9 @@ macro_rules! finish_noted_in {
     }};
 }
 
-// After the macros, which it uses.
+// After the macros, which they use.
 mod devices;
+mod new_sessions;
 
 pub use devices::{Device, PendingSignin, PushAttempt, Registration};
 
@@ -284,12 +319,13 @@ pub enum Attempt {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    new_sessions: std::sync::Arc<new_sessions::NewSessions>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.pool {
-            Pool::Sqlite(_) => "Store(sqlite)",
+            Pool::Sqlite(..) => "Store(sqlite)",
             Pool::Postgres(_) => "Store(postgres)",
         })
     }
@@ -310,10 +346,11 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            Pool::Sqlite(pool)
+            let writer = group_commit::Writer::start(&options).await?;
+            Pool::Sqlite(pool, writer)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -325,7 +362,10 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            new_sessions: Default::default(),
+        })
     }
 
     /// Whether the database answers.
@@ -419,15 +459,15 @@ impl Store {
         active: bool,
         now: i64,
     ) -> Result<bool> {
-        let changed = on_pool!(self, pool => sqlx::query(
+        let changed = write_in!(self, conn => Ok(sqlx::query(
             "UPDATE applications SET active = $2, updated_at = $3 WHERE client_id = $1",
         )
         .bind(client_id.to_string())
         .bind(active)
         .bind(now)
-        .execute(pool)
+        .execute(conn)
         .await?
-        .rows_affected());
+        .rows_affected()))?;
         Ok(changed == 1)
     }
 
@@ -439,15 +479,16 @@ impl Store {
         hash: &ApiKeyHash,
         now: i64,
     ) -> Result<bool> {
-        let changed = on_pool!(self, pool => sqlx::query(
+        let hash = hash.as_bytes().to_vec();
+        let changed = write_in!(self, conn => Ok(sqlx::query(
             "UPDATE applications SET api_key_hash = $2, updated_at = $3 WHERE client_id = $1",
         )
         .bind(client_id.to_string())
-        .bind(hash.as_bytes().as_slice())
+        .bind(hash)
         .bind(now)
-        .execute(pool)
+        .execute(conn)
         .await?
-        .rows_affected());
+        .rows_affected()))?;
         Ok(changed == 1)
     }
 
@@ -455,8 +496,8 @@ impl Store {
     /// failure and lock state (a new secret starts a new history) and its devices (which
     /// proved only the old secret), in one transaction.
     pub async fn upsert_enrollment(&self, enrollment: &NewEnrollment, now: i64) -> Result<()> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        let enrollment = enrollment.clone();
+        write_in!(self, conn => {
             sqlx::query(concat!(
                 enrollment_insert!(),
                 " VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, NULL, $7) ",
@@ -469,16 +510,15 @@ impl Store {
             .bind(i32::from(enrollment.params.digits()))
             .bind(i32::from(enrollment.params.period()))
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             sqlx::query("DELETE FROM devices WHERE client_id = $1 AND email = $2")
                 .bind(enrollment.client_id.to_string())
                 .bind(enrollment.email.as_str())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Stores many enrollments at once, each as [`upsert_enrollment`](Self::upsert_enrollment)
@@ -488,14 +528,14 @@ impl Store {
     pub async fn upsert_enrollments(&self, enrollments: &[NewEnrollment], now: i64) -> Result<()> {
         // One statement may not touch a row twice (PostgreSQL refuses it): keep the last.
         let mut seen = std::collections::HashSet::with_capacity(enrollments.len());
-        let mut distinct: Vec<&NewEnrollment> = enrollments
+        let mut distinct: Vec<NewEnrollment> = enrollments
             .iter()
             .rev()
             .filter(|e| seen.insert((e.client_id, e.email.as_str())))
+            .cloned()
             .collect();
         distinct.reverse();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        write_in!(self, conn => {
             for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
                 let insert = sqlx::AssertSqlSafe(format!(
                     concat!(enrollment_insert!(), " VALUES {} ", enrollment_replace!()),
@@ -514,7 +554,7 @@ impl Store {
                         .bind(i32::from(enrollment.params.period()))
                         .bind(now);
                 }
-                query.execute(&mut *tx).await?;
+                query.execute(&mut *conn).await?;
                 // As one by one: a new secret drops the devices that proved the old one.
                 let delete = sqlx::AssertSqlSafe(format!(
                     "DELETE FROM devices WHERE (client_id, email) IN (VALUES {})",
@@ -524,24 +564,24 @@ impl Store {
                 for enrollment in chunk {
                     query = query.bind(enrollment.client_id.to_string()).bind(enrollment.email.as_str());
                 }
-                query.execute(&mut *tx).await?;
+                query.execute(&mut *conn).await?;
             }
-            tx.commit().await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Removes a user's enrollment, and its secret and devices with it (by cascade); `false`
     /// if there was none.
     pub async fn delete_enrollment(&self, client_id: ClientId, email: &Email) -> Result<bool> {
-        let deleted = on_pool!(self, pool => sqlx::query(
+        let email = email.clone();
+        let deleted = write_in!(self, conn => Ok(sqlx::query(
             "DELETE FROM enrollments WHERE client_id = $1 AND email = $2",
         )
         .bind(client_id.to_string())
         .bind(email.as_str())
-        .execute(pool)
+        .execute(conn)
         .await?
-        .rows_affected());
+        .rows_affected()))?;
         Ok(deleted == 1)
     }
 
@@ -559,27 +599,6 @@ impl Store {
         .fetch_optional(pool)
         .await?);
         row.map(Enrollment::try_from).transpose()
-    }
-
-    /// Records a new pending session, in the same statement that checks the user is enrolled
-    /// and not locked, so that a concurrent DISABLE cannot slip between check and insert.
-    /// `false` (nothing written) if the user has no usable enrollment.
-    pub async fn insert_session_if_enrolled(&self, session: &Session) -> Result<bool> {
-        let inserted = on_pool!(self, pool => sqlx::query(
-            "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
-             SELECT $1, $2, $3, $4, $5, $6
-             WHERE EXISTS (SELECT 1 FROM enrollments WHERE client_id = $2 AND email = $3 AND locked_at IS NULL)",
-        )
-        .bind(session.id.to_string())
-        .bind(session.client_id.to_string())
-        .bind(session.email.as_str())
-        .bind(session.status.as_str())
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(inserted == 1)
     }
 
     /// How many sessions an application has had.
@@ -609,17 +628,17 @@ impl Store {
         signin_method: &str,
         source_ip: &str,
     ) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
+        let (signin_method, source_ip) = (signin_method.to_owned(), source_ip.to_owned());
+        write_in!(self, conn => Ok(sqlx::query(
             "UPDATE sessions SET signin_method = COALESCE(signin_method, $2), source_ip = COALESCE(source_ip, $3)
              WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(signin_method)
         .bind(source_ip)
-        .execute(pool)
+        .execute(conn)
         .await
-        .map(drop)?);
-        Ok(())
+        .map(drop)?))
     }
 
     /// Finishes a pending session with `status` and writes its callback (carrying
@@ -632,12 +651,8 @@ impl Store {
         now: i64,
         session_token: &str,
     ) -> Result<bool> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let finished = finish_in!(tx, session, status, now, session_token);
-            tx.commit().await?;
-            Ok(finished)
-        })
+        let (session, session_token) = (session.clone(), session_token.to_owned());
+        write_in!(self, conn => Ok(finish_in!(conn, session, status, now, session_token)))
     }
 
     /// Pending sessions whose lifetime ended at or before `now`, oldest first.
@@ -655,7 +670,7 @@ impl Store {
 
     fn row_locks(&self) -> RowLocks {
         let (begin, lock) = match self.pool {
-            Pool::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
+            Pool::Sqlite(..) => ("BEGIN IMMEDIATE", ""),
             Pool::Postgres(_) => ("BEGIN", " FOR UPDATE"),
         };
         RowLocks {
@@ -690,11 +705,13 @@ impl Store {
         session_id: Uuid,
         now: i64,
         session_token: &str,
-        judge: impl FnOnce(&Session, &Enrollment) -> Result<Verdict, eauth_core::VaultError>,
+        judge: impl FnOnce(&Session, &Enrollment) -> Result<Verdict, eauth_core::VaultError>
+        + Send
+        + 'static,
     ) -> Result<Attempt> {
         let locks = self.row_locks();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_with(locks.begin).await?;
+        let session_token = session_token.to_owned();
+        write_in!(self, tx => {
             let row: Option<SessionRow> =
                 sqlx::query_as(locks.session).bind(session_id.to_string()).fetch_optional(&mut *tx).await?;
             let Some(mut session) = row.map(Session::try_from).transpose()? else {
@@ -724,7 +741,6 @@ impl Store {
             if let Some(status) = finish_as {
                 finish_noted_in!(tx, session, status, now, session_token);
             }
-            tx.commit().await?;
             Ok(Attempt::Judged { verdict, session })
         })
     }
@@ -735,7 +751,7 @@ impl Store {
     pub async fn claim_due_callback(&self, now: i64, lease_until: i64) -> Result<Option<Callback>> {
         // PostgreSQL skips rows another worker is claiming instead of waiting for them.
         let sql = match self.pool {
-            Pool::Sqlite(_) => concat!(
+            Pool::Sqlite(..) => concat!(
                 "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
                 "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
                 "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1) ",
@@ -750,7 +766,11 @@ impl Store {
                 callback_columns!()
             ),
         };
-        let row: Option<CallbackRow> = on_pool!(self, pool => sqlx::query_as(sql).bind(now).bind(lease_until).fetch_optional(pool).await?);
+        let row: Option<CallbackRow> = write_in!(self, conn => Ok(sqlx::query_as(sql)
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(conn)
+            .await?))?;
         row.map(Callback::try_from).transpose()
     }
 
@@ -761,7 +781,7 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<Callback>> {
-        let row: Option<CallbackRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+        let row: Option<CallbackRow> = write_in!(self, conn => Ok(sqlx::query_as(concat!(
             "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 ",
             "WHERE id = $3 AND status = 'PENDING' AND (lease_until IS NULL OR lease_until <= $1) ",
             "RETURNING ", callback_columns!()
@@ -769,8 +789,8 @@ impl Store {
         .bind(now)
         .bind(lease_until)
         .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?);
+        .fetch_optional(conn)
+        .await?))?;
         row.map(Callback::try_from).transpose()
     }
 
@@ -784,13 +804,11 @@ impl Store {
             } => (
                 CallbackStatus::Pending,
                 Some(*next_attempt_at),
-                Some(error.as_str()),
+                Some(error.clone()),
             ),
-            DeliveryResult::GaveUp { error } => {
-                (CallbackStatus::Failed, None, Some(error.as_str()))
-            }
+            DeliveryResult::GaveUp { error } => (CallbackStatus::Failed, None, Some(error.clone())),
         };
-        on_pool!(self, pool => sqlx::query(
+        write_in!(self, conn => Ok(sqlx::query(
             "UPDATE callbacks SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4,
                  delivered_at = CASE WHEN $2 = 'DELIVERED' THEN $5 ELSE delivered_at END, lease_until = NULL
              WHERE id = $1",
@@ -800,10 +818,9 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(now)
-        .execute(pool)
+        .execute(conn)
         .await
-        .map(drop)?);
-        Ok(())
+        .map(drop)?))
     }
 
     /// The callback of a session, once it is finished.

@@ -91,7 +91,7 @@ impl TryFrom<ApplicationRow> for Application {
 }
 
 /// A TOTP enrollment to store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewEnrollment {
     /// The application.
     pub client_id: ClientId,

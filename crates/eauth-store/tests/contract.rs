@@ -39,6 +39,7 @@ contract!(
     enabling_again_replaces_the_enrollment,
     disabling_removes_the_enrollment_and_is_idempotent,
     sessions_are_recorded_only_for_enrolled_users,
+    concurrent_sessions_are_each_recorded_or_refused_on_their_own,
     a_session_finishes_once_and_writes_its_callback,
     an_approved_attempt_marks_its_step_used_and_resets_failures,
     wrong_attempts_count_and_the_last_one_rejects_the_session,
@@ -356,6 +357,65 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
     );
 }
 
+/// Sessions that arrive together share statements and commits: each must still be judged by
+/// its own user's enrollment, and be readable once its call returns.
+async fn concurrent_sessions_are_each_recorded_or_refused_on_their_own(store: Store) {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    let users: Vec<Email> = (0..1_200)
+        .map(|i| Email::parse(&format!("user{i}@example.com")).expect("email"))
+        .collect();
+    // Every third user is enrolled, and of those every other one is then locked.
+    for (i, email) in users.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        store
+            .upsert_enrollment(&enrollment(app.client_id, email, 1, 6), NOW)
+            .await
+            .expect("enable");
+        if i % 6 == 0 {
+            let locking = session(app.client_id, email);
+            assert!(
+                store
+                    .insert_session_if_enrolled(&locking)
+                    .await
+                    .expect("insert")
+            );
+            judged(
+                store
+                    .attempt(locking.id, NOW, "tok", move |_, _| {
+                        Ok(Verdict::Exhausted { locked: true })
+                    })
+                    .await
+                    .expect("attempt"),
+            );
+        }
+    }
+    let sessions: Vec<Session> = users
+        .iter()
+        .map(|email| session(app.client_id, email))
+        .collect();
+    let inserts = sessions.iter().map(|s| {
+        let (store, s) = (store.clone(), s.clone());
+        tokio::spawn(async move { store.insert_session_if_enrolled(&s).await })
+    });
+    let results: Vec<bool> = each_result(inserts).await;
+    for (i, (inserted, s)) in results.iter().zip(&sessions).enumerate() {
+        let usable = i % 3 == 0 && i % 6 != 0;
+        assert_eq!(*inserted, usable, "user{i}");
+        let read = store.session(s.id).await.expect("read");
+        assert_eq!(read.as_ref(), usable.then_some(s), "user{i}");
+    }
+}
+
+async fn each_result(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<eauth_store::Result<bool>>>,
+) -> Vec<bool> {
+    let mut results = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        results.push(handle.await.expect("join").expect("insert"));
+    }
+    results
+}
+
 /// An application with one enrolled user and a pending session of that user.
 async fn pending_session(store: &Store) -> Session {
     let app = application("Portal");
@@ -422,7 +482,7 @@ async fn a_session_finishes_once_and_writes_its_callback(store: Store) {
 async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Store) {
     let pending = pending_session(&store).await;
     let failed = store
-        .attempt(pending.id, NOW, "tok", |_, _| {
+        .attempt(pending.id, NOW, "tok", move |_, _| {
             Ok(Verdict::Wrong {
                 reason: CodeRejected::Wrong,
                 attempts_left: 4,
@@ -435,7 +495,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
 
     let (verdict, approved) = judged(
         store
-            .attempt(pending.id, NOW + 1, "tok", |session, enrollment| {
+            .attempt(pending.id, NOW + 1, "tok", move |session, enrollment| {
                 assert_eq!(session.failed_attempts, 1);
                 assert_eq!(enrollment.consecutive_failures, 1);
                 assert_eq!(enrollment.last_used_step, None);
@@ -475,7 +535,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
         .await
         .expect("insert");
     store
-        .attempt(next.id, NOW + 2, "tok", |_, enrollment| {
+        .attempt(next.id, NOW + 2, "tok", move |_, enrollment| {
             assert_eq!(enrollment.last_used_step, Some(42));
             Ok(Verdict::Throttled { retry_at: NOW + 3 })
         })
@@ -491,7 +551,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
         locked: false,
     };
     store
-        .attempt(pending.id, NOW, "tok", |_, _| Ok(wrong))
+        .attempt(pending.id, NOW, "tok", move |_, _| Ok(wrong))
         .await
         .expect("attempt");
     assert!(
@@ -505,7 +565,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
 
     let (_, session) = judged(
         store
-            .attempt(pending.id, NOW + 1, "tok", |_, _| {
+            .attempt(pending.id, NOW + 1, "tok", move |_, _| {
                 Ok(Verdict::Exhausted { locked: true })
             })
             .await
@@ -565,7 +625,7 @@ async fn a_throttled_attempt_writes_nothing(store: Store) {
     let pending = pending_session(&store).await;
     let (_, session) = judged(
         store
-            .attempt(pending.id, NOW, "tok", |_, _| {
+            .attempt(pending.id, NOW, "tok", move |_, _| {
                 Ok(Verdict::Throttled { retry_at: NOW + 5 })
             })
             .await
@@ -1188,7 +1248,7 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
 async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failures(store: Store) {
     let (pending, device) = session_with_device(&store).await;
     store
-        .attempt(pending.id, NOW, "tok", |_, _| {
+        .attempt(pending.id, NOW, "tok", move |_, _| {
             Ok(Verdict::Wrong {
                 reason: CodeRejected::Wrong,
                 attempts_left: 4,
@@ -1676,7 +1736,7 @@ async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
         .await
         .expect("session");
     store
-        .attempt(locked.id, NOW + 95, "tok", |_, _| {
+        .attempt(locked.id, NOW + 95, "tok", move |_, _| {
             Ok(Verdict::Exhausted { locked: true })
         })
         .await
@@ -2077,7 +2137,7 @@ async fn many_users_are_enrolled_at_once_as_one_by_one(store: Store) {
     };
     judged(
         store
-            .attempt(pending.id, NOW, "tok", |_, _| {
+            .attempt(pending.id, NOW, "tok", move |_, _| {
                 Ok(Verdict::Approved { step: 7 })
             })
             .await

@@ -655,18 +655,23 @@ pub(crate) fn judge_code(
 async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> anyhow::Result<Next> {
     let now = state.clock.now();
     let code = TotpCode::parse(typed).ok();
-    let vault = &state.vault;
+    let judging = state.clone();
     let attempt = state
         .store
-        .attempt(ctx.claims.id, now, &ctx.token, |session, enrollment| {
-            judge_code(
-                vault,
-                enrollment,
-                session.failed_attempts,
-                code.as_ref(),
-                now,
-            )
-        })
+        .attempt(
+            ctx.claims.id,
+            now,
+            &ctx.token,
+            move |session, enrollment| {
+                judge_code(
+                    &judging.vault,
+                    enrollment,
+                    session.failed_attempts,
+                    code.as_ref(),
+                    now,
+                )
+            },
+        )
         .await?;
     let (verdict, session) = match attempt {
         Attempt::Judged { verdict, session } => (verdict, session),

@@ -362,9 +362,12 @@ async fn a_locked_user_gets_mfa_locked_until_enabled_again(app: TestApp) {
         locked: true,
     };
     app.store
-        .attempt(id, claims["iat"].as_i64().expect("iat"), &token, |_, _| {
-            Ok(locking)
-        })
+        .attempt(
+            id,
+            claims["iat"].as_i64().expect("iat"),
+            &token,
+            move |_, _| Ok(locking),
+        )
         .await
         .expect("attempt");
 
