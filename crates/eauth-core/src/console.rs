@@ -188,10 +188,12 @@ pub enum AuditAction {
     UserUnlocked,
     /// A callback was queued for another delivery attempt.
     CallbackResent,
+    /// A user's registered eAuthenticator app was removed.
+    DeviceRemoved,
 }
 
 impl AuditAction {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::AccountRegistered,
         Self::SignedIn,
         Self::ApplicationCreated,
@@ -203,6 +205,7 @@ impl AuditAction {
         Self::ApplicationDeleted,
         Self::UserUnlocked,
         Self::CallbackResent,
+        Self::DeviceRemoved,
     ];
 
     /// The stored spelling.
@@ -219,6 +222,7 @@ impl AuditAction {
             Self::ApplicationDeleted => "application.deleted",
             Self::UserUnlocked => "user.unlocked",
             Self::CallbackResent => "callback.resent",
+            Self::DeviceRemoved => "device.removed",
         }
     }
 
@@ -241,6 +245,7 @@ impl AuditAction {
             Self::ApplicationDeleted => "Deleted the application",
             Self::UserUnlocked => "Unlocked a user",
             Self::CallbackResent => "Sent a callback again",
+            Self::DeviceRemoved => "Removed a user's device",
         }
     }
 }

@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use eauth_core::{Email, signin::Verdict};
-use eauth_store::CallbackStatus;
+use eauth_core::{DeviceId, DeviceKey, DeviceName, Email, signin::Verdict};
+use eauth_store::{CallbackStatus, Registration};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
     backend_tests,
     helpers::{Page, TestApp, TestApplication, token_id},
+    push::App,
     receiver::Receiver,
 };
 
@@ -29,6 +30,8 @@ backend_tests!(
     next_only_ever_leads_to_a_console_page,
     invalid_fields_are_shown_next_to_each_field_and_nothing_is_saved,
     users_are_listed_searched_paged_and_unlocked,
+    a_users_devices_are_listed_and_one_is_removed_after_a_confirmation,
+    a_device_of_another_application_cannot_be_removed_through_ones_own,
     sign_ins_are_listed_and_filtered,
     a_failed_callback_can_be_sent_again,
     deleting_needs_the_name_and_removes_everything,
@@ -269,6 +272,37 @@ async fn finished_sign_in(
         .await
         .expect("attempt");
     token
+}
+
+/// A device of `email` (enrolled with `credentials`'s application), written to the store as a
+/// registration with a right code would write it.
+async fn stored_device(
+    app: &TestApp,
+    credentials: &TestApplication,
+    email: &str,
+    name: &str,
+) -> eauth_store::Device {
+    let device = eauth_store::Device {
+        id: DeviceId::generate(),
+        client_id: credentials.client_id,
+        email: Email::parse(email).expect("email"),
+        public_key: DeviceKey::generate().public_key(),
+        name: DeviceName::parse(name).expect("name"),
+        created_at: 1_800_000_000,
+    };
+    let approved = Verdict::Approved { step: 1 };
+    let registered = app
+        .store
+        .register_device(&device, |_| Ok(approved))
+        .await
+        .expect("store");
+    assert_eq!(registered, Registration::Judged(approved));
+    device
+}
+
+/// Whether the store still holds `device`.
+async fn device_exists(app: &TestApp, device: DeviceId) -> bool {
+    app.store.device(device).await.expect("store").is_some()
 }
 
 async fn an_account_registers_signs_out_and_its_old_cookie_stops_working(app: TestApp) {
@@ -643,6 +677,13 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
     )
     .await;
     let callback = given_up_callback(&app, &token).await;
+    let device = stored_device(
+        &app,
+        &credentials,
+        "user@example.com",
+        "Jane's user's phone",
+    )
+    .await;
     let before = stored(&app, credentials.client_id).await;
 
     let john = Browser::signed_up(&app, JOHN).await;
@@ -650,6 +691,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
     assert!(!johns_list.says("Jane's Secret Portal"));
     let csrf = johns_list.csrf();
     let id = &created.client_id;
+    let remove_device = format!("devices/{}/remove", device.id);
     for tab in [
         "",
         "settings",
@@ -662,6 +704,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         "sign-ins",
         "callbacks",
         "audit",
+        &remove_device,
     ] {
         let page = john
             .get(format!("/console/apps/{id}/{tab}").trim_end_matches('/'))
@@ -670,7 +713,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         assert!(!page.says("Jane's Secret Portal"), "GET {tab}");
     }
     let resend = format!("callbacks/{}/resend", callback.id);
-    let posts: [(&str, &[(&str, &str)]); 7] = [
+    let posts: [(&str, &[(&str, &str)]); 8] = [
         (
             "settings",
             &[
@@ -686,6 +729,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         ("delete", &[("name", "Jane's Secret Portal")]),
         ("users/unlock", &[("email", "user@example.com")]),
         (&resend, &[]),
+        (&remove_device, &[]),
     ];
     for (path, fields) in posts {
         let form = [&[("csrf", csrf.as_str())], fields].concat();
@@ -732,6 +776,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         CallbackStatus::Failed,
         "not sent again"
     );
+    assert!(device_exists(&app, device.id).await, "the device stays");
     let johns_actions = app
         .store
         .audit_log(&Email::parse(JOHN).expect("email"), None, ALL)
@@ -1160,6 +1205,178 @@ async fn users_are_listed_searched_paged_and_unlocked(app: TestApp) {
         second.body.matches("<td data-label=\"Email\"").count(),
         32 - 25
     );
+}
+
+async fn a_users_devices_are_listed_and_one_is_removed_after_a_confirmation(app: TestApp) {
+    let browser = Browser::signed_up(&app, JANE).await;
+    let created = browser
+        .create_app("Portal", "https://portal.example.com/eauth")
+        .await;
+    let credentials = created.credentials();
+    for email in ["alice@example.com", "bob@example.com", "carol@example.com"] {
+        assert_eq!(app.enable(&credentials, email).await.code(), "SUCCESS");
+    }
+    // Alice's and Bob's apps register through the app API, as the eauth app does.
+    let alices = App::registered(&app, &credentials, "alice@example.com").await;
+    let bobs = App::registered(&app, &credentials, "bob@example.com").await;
+    let alices_id = alices.id.expect("registered");
+    let second = stored_device(&app, &credentials, "alice@example.com", "Alice's <tablet>").await;
+
+    let users = browser.app_page(&created, "users").await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert!(users.says("test phone") && users.says("registered 20"));
+    assert!(users.says("Alice's <tablet>"), "the name, escaped");
+    assert!(!users.body.contains("Alice's <tablet>"), "never raw HTML");
+    let remove = format!(
+        "/console/apps/{}/devices/{alices_id}/remove",
+        created.client_id
+    );
+    assert!(
+        users.body.contains(&format!("href=\"{remove}\"")),
+        "{}",
+        users.body
+    );
+    assert_eq!(users.body.matches(">Remove…</a>").count(), 3);
+
+    // The link asks first; nothing is removed by looking.
+    let confirm = browser.get(&remove).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(confirm.says("Remove this device?"));
+    assert!(confirm.says("test phone") && confirm.says("alice@example.com"));
+    assert!(device_exists(&app, alices_id).await);
+    assert_eq!(alices.signins(None).await.code(), "SUCCESS");
+
+    // Without the session's form token: refused, and the device stays.
+    for form in [vec![], vec![("csrf", "0".repeat(64))]] {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = browser.post(&remove, &form).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    }
+    assert!(device_exists(&app, alices_id).await);
+
+    let removed = browser.post(&remove, &[("csrf", &confirm.csrf())]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let after = browser
+        .get(removed.location().expect("back to the users"))
+        .await;
+    assert!(after.says("The device was removed"));
+    assert!(!after.body.contains(&remove));
+    assert_eq!(after.body.matches(">Remove…</a>").count(), 2);
+    // From this moment the app is refused; Bob's and Alice's other device are untouched.
+    assert!(!device_exists(&app, alices_id).await);
+    let answer = alices.signins(None).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (StatusCode::UNAUTHORIZED, "UNKNOWN_DEVICE")
+    );
+    assert_eq!(bobs.signins(None).await.code(), "SUCCESS");
+    assert!(device_exists(&app, second.id).await);
+    // Alice is still enrolled and still signs in with a code.
+    assert!(app.is_enrolled(&credentials, "alice@example.com").await);
+    assert_eq!(
+        app.session_token(&credentials, "alice@example.com")
+            .await
+            .code(),
+        "SUCCESS"
+    );
+
+    // Gone is gone: again, it is not found.
+    assert_eq!(browser.get(&remove).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser
+            .post(&remove, &[("csrf", &confirm.csrf())])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    for bad in ["not-a-device", &DeviceId::generate().to_string()] {
+        let path = format!("/console/apps/{}/devices/{bad}/remove", created.client_id);
+        assert_eq!(
+            browser.get(&path).await.status,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+        assert_eq!(
+            browser
+                .post(&path, &[("csrf", &confirm.csrf())])
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+    }
+
+    // The audit log says who removed which device of whom, from where: once.
+    let log = browser.app_page(&created, "audit").await;
+    assert_eq!(
+        unescape(&log.body)
+            .matches("Removed a user's device")
+            .count(),
+        1,
+        "{}",
+        log.body
+    );
+    assert!(log.says("Device “test phone” of user alice@example.com"));
+    assert!(log.says("127.0.0.1") && log.says(JANE));
+}
+
+async fn a_device_of_another_application_cannot_be_removed_through_ones_own(app: TestApp) {
+    let jane = Browser::signed_up(&app, JANE).await;
+    let janes = jane
+        .create_app("Jane's Portal", "https://portal.example.com/eauth")
+        .await;
+    let janes_other = jane
+        .create_app("Jane's Other Portal", "https://portal.example.com/eauth")
+        .await;
+    let credentials = janes.credentials();
+    assert_eq!(
+        app.enable(&credentials, "user@example.com").await.code(),
+        "SUCCESS"
+    );
+    let device = App::registered(&app, &credentials, "user@example.com").await;
+    let device_id = device.id.expect("registered");
+
+    // John owns an application of his own, so his console passes the ownership check for its
+    // id: only the device's own application may remove it.
+    let john = Browser::signed_up(&app, JOHN).await;
+    let johns = john
+        .create_app("John's Portal", "https://portal.example.com/eauth")
+        .await;
+    let csrf = john.get("/console").await.csrf();
+    let crafted = format!("devices/{device_id}/remove");
+    let page = john.app_page(&johns, &crafted).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.says("test phone") && !page.says("user@example.com"));
+    let page = john.act(&johns, &crafted, &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // Nor through another application of the device's own account.
+    let csrf = jane.get("/console").await.csrf();
+    assert_eq!(
+        jane.app_page(&janes_other, &crafted).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        jane.act(&janes_other, &crafted, &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert!(device_exists(&app, device_id).await, "the device stays");
+    assert_eq!(device.signins(None).await.code(), "SUCCESS");
+    for account in [JANE, JOHN] {
+        let log = app
+            .store
+            .audit_log(&Email::parse(account).expect("email"), None, ALL)
+            .await
+            .expect("store");
+        assert!(
+            log.items
+                .iter()
+                .all(|e| e.action != eauth_core::console::AuditAction::DeviceRemoved),
+            "{account} removed nothing"
+        );
+    }
 }
 
 async fn sign_ins_are_listed_and_filtered(app: TestApp) {
