@@ -1,6 +1,6 @@
 //! The Domain Console over HTTP, as a browser without JavaScript uses it: forms, cookies and
-//! redirects, and what the console's actions do to the API. (Screenshots of every page in a
-//! real browser: `e2e/console-screenshots.mjs`.)
+//! redirects, and what the console's actions do to the API. (In a real browser, with
+//! screenshots of every page: `e2e/tests/console.spec.js` and `console-pages.spec.js`.)
 
 use std::time::Duration;
 
