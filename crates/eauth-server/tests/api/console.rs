@@ -21,6 +21,7 @@ backend_tests!(
     a_wrong_password_and_an_unknown_email_get_the_same_answer,
     failed_sign_ins_are_throttled_per_account_and_per_address,
     registration_checks_the_email_and_the_password,
+    registrations_from_one_address_are_throttled_whether_the_email_is_free_or_taken,
     an_application_created_in_the_console_works_with_the_key_it_shows,
     a_rotated_api_key_replaces_the_old_one_at_once,
     a_rotated_callback_secret_signs_the_next_callback,
@@ -485,6 +486,59 @@ async fn registration_checks_the_email_and_the_password(app: TestApp) {
     assert_eq!(taken.status, StatusCode::CONFLICT);
     assert!(taken.says("An account with this email exists already"));
     // The first password still holds.
+    assert_eq!(
+        Browser::new(&app).sign_in(JANE, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn registrations_from_one_address_are_throttled_whether_the_email_is_free_or_taken(
+    app: TestApp,
+) {
+    // Malformed forms tell nothing about accounts: they are not counted.
+    for _ in 0..3 {
+        let page = Browser::new(&app).register("not-an-email", PASSWORD).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Ten registrations from this address in the window, free emails and a taken one alike.
+    Browser::signed_up(&app, JANE).await;
+    for i in 0..9 {
+        let email = if i % 2 == 0 {
+            format!("new{i}@example.com")
+        } else {
+            JANE.to_owned()
+        };
+        let page = Browser::new(&app).register(&email, PASSWORD).await;
+        let expected = if i % 2 == 0 {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::CONFLICT
+        };
+        assert_eq!(page.status, expected, "{email}");
+    }
+    // The eleventh is refused before anything is looked up: a free email creates nothing, and
+    // a taken one is not said to be taken.
+    for email in ["late@example.com", JANE] {
+        let page = Browser::new(&app).register(email, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert!(page.says("Too many accounts were registered from this address"));
+        assert!(!page.says("exists already"), "{email}");
+        assert!(
+            !page.headers.get_all("set-cookie").iter().any(|c| c
+                .to_str()
+                .unwrap_or_default()
+                .starts_with("__Host-eauth-console=")),
+            "not signed in"
+        );
+    }
+    assert!(
+        app.store
+            .account(&Email::parse("late@example.com").expect("email"))
+            .await
+            .expect("store")
+            .is_none()
+    );
+    // Signing in is another throttle: Jane still gets in.
     assert_eq!(
         Browser::new(&app).sign_in(JANE, PASSWORD).await.status,
         StatusCode::SEE_OTHER
