@@ -51,15 +51,6 @@ class ConsoleAccount {
     await expect(this.page.locator(".topbar .who")).toHaveText(this.email);
   }
 
-  /** Signs in through the sign-in form. */
-  async signIn() {
-    await this.go("/console/sign-in");
-    await this.page.getByLabel("Email").fill(this.email);
-    await this.page.getByLabel("Password").fill(this.password);
-    await this.page.getByRole("button", { name: "Sign in" }).click();
-    await this.page.waitForURL(this.url("/console"));
-  }
-
   /** Presses "Sign out" in the top bar. */
   async signOut() {
     await this.page.getByRole("button", { name: "Sign out" }).click();

@@ -936,28 +936,17 @@ async fn a_device_is_listed_and_removed_only_through_its_own_application(store: 
     );
 
     // The other application's id cannot remove this application's device, nor the reverse.
-    assert_eq!(
-        store
-            .delete_device(other.client_id, device.id)
+    for (through, target) in [(other.client_id, &device), (pending.client_id, &others)] {
+        let removed = store
+            .delete_device(through, target.id)
             .await
-            .expect("delete"),
-        None
-    );
-    assert_eq!(
-        store
-            .delete_device(pending.client_id, others.id)
-            .await
-            .expect("delete"),
-        None
-    );
-    assert_eq!(
-        store.device(device.id).await.expect("read"),
-        Some(device.clone())
-    );
-    assert_eq!(
-        store.device(others.id).await.expect("read"),
-        Some(others.clone())
-    );
+            .expect("delete");
+        assert_eq!(removed, None);
+        assert_eq!(
+            store.device(target.id).await.expect("read").as_ref(),
+            Some(target)
+        );
+    }
 
     assert_eq!(
         store

@@ -212,6 +212,16 @@ impl Browser {
         }
     }
 
+    /// A browser with a fresh account, signed in, that created an application named "Portal"
+    /// which loopback may call.
+    async fn with_portal(app: &TestApp, email: &str) -> (Self, Created) {
+        let browser = Self::signed_up(app, email).await;
+        let created = browser
+            .create_app("Portal", "https://portal.example.com/eauth")
+            .await;
+        (browser, created)
+    }
+
     /// Posts `fields` to one of the application's actions.
     async fn act(&self, created: &Created, action: &str, fields: &[(&str, &str)]) -> Page {
         self.post(
@@ -273,6 +283,21 @@ async fn finished_sign_in(
         .await
         .expect("attempt");
     token
+}
+
+/// Whether a console account with this email exists.
+async fn has_account(app: &TestApp, email: &str) -> bool {
+    let email = Email::parse(email).expect("email");
+    app.store.account(&email).await.expect("store").is_some()
+}
+
+/// Enrolls `email` with the application through `mfa/toggle`, as its backend does.
+async fn enroll(app: &TestApp, credentials: &TestApplication, email: &str) {
+    assert_eq!(
+        app.enable(credentials, email).await.code(),
+        "SUCCESS",
+        "{email}"
+    );
 }
 
 /// A device of `email` (enrolled with `credentials`'s application), written to the store as a
@@ -531,13 +556,7 @@ async fn registrations_from_one_address_are_throttled_whether_the_email_is_free_
             "not signed in"
         );
     }
-    assert!(
-        app.store
-            .account(&Email::parse("late@example.com").expect("email"))
-            .await
-            .expect("store")
-            .is_none()
-    );
+    assert!(!has_account(&app, "late@example.com").await);
     // Signing in is another throttle: Jane still gets in.
     assert_eq!(
         Browser::new(&app).sign_in(JANE, PASSWORD).await.status,
@@ -578,10 +597,7 @@ async fn an_application_created_in_the_console_works_with_the_key_it_shows(app: 
 
     // The key from the page, against the API.
     let credentials = created.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
     assert_eq!(session_token_code(&app, &credentials).await, "SUCCESS");
 
     // Shown once: no other page carries it.
@@ -596,12 +612,9 @@ async fn an_application_created_in_the_console_works_with_the_key_it_shows(app: 
 }
 
 async fn a_rotated_api_key_replaces_the_old_one_at_once(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let old = created.credentials();
-    assert_eq!(app.enable(&old, "user@example.com").await.code(), "SUCCESS");
+    enroll(&app, &old, "user@example.com").await;
 
     // Asked first; only the post rotates.
     let confirm = browser.app_page(&created, "rotate-api-key").await;
@@ -672,15 +685,9 @@ async fn a_rotated_callback_secret_signs_the_next_callback(app: TestApp) {
 }
 
 async fn a_deactivated_application_is_answered_inactive_until_activated(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
 
     let keys = browser.app_page(&created, "keys").await;
     assert!(keys.says("Deactivate"));
@@ -831,13 +838,11 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         "not sent again"
     );
     assert!(device_exists(&app, device.id).await, "the device stays");
-    let johns_actions = app
-        .store
-        .audit_log(&Email::parse(JOHN).expect("email"), None, ALL)
-        .await
-        .expect("store");
     assert!(
-        johns_actions.items.iter().all(|e| e.client_id.is_none()),
+        audit_log_of(&app, JOHN)
+            .await
+            .iter()
+            .all(|e| e.client_id.is_none()),
         "john did nothing to any application"
     );
     // Jane still sees and uses hers: her key passes, and the answer is about her locked user.
@@ -880,16 +885,20 @@ const ALL: eauth_store::PageRequest = eauth_store::PageRequest {
     limit: 100,
 };
 
+/// Everything `account` did, newest first.
+async fn audit_log_of(app: &TestApp, account: &str) -> Vec<eauth_store::AuditEntry> {
+    let account = Email::parse(account).expect("email");
+    app.store
+        .audit_log(&account, None, ALL)
+        .await
+        .expect("store")
+        .items
+}
+
 async fn forms_without_this_sessions_token_are_refused_and_change_nothing(app: TestApp) {
-    let jane = Browser::signed_up(&app, JANE).await;
-    let created = jane
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (jane, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
     let john = Browser::signed_up(&app, JOHN).await;
     let johns_token = john.get("/console").await.csrf();
     let janes_token = jane.get("/console").await.csrf();
@@ -968,13 +977,7 @@ async fn forms_without_this_sessions_token_are_refused_and_change_nothing(app: T
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(
-        app.store
-            .account(&Email::parse("mallory@example.com").expect("email"))
-            .await
-            .expect("store")
-            .is_none()
-    );
+    assert!(!has_account(&app, "mallory@example.com").await);
 }
 
 async fn next_only_ever_leads_to_a_console_page(app: TestApp) {
@@ -1170,10 +1173,7 @@ async fn invalid_fields_are_shown_next_to_each_field_and_nothing_is_saved(app: T
 }
 
 async fn users_are_listed_searched_paged_and_unlocked(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
     finished_sign_in(
         &app,
@@ -1262,13 +1262,10 @@ async fn users_are_listed_searched_paged_and_unlocked(app: TestApp) {
 }
 
 async fn a_users_devices_are_listed_and_one_is_removed_after_a_confirmation(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
     for email in ["alice@example.com", "bob@example.com", "carol@example.com"] {
-        assert_eq!(app.enable(&credentials, email).await.code(), "SUCCESS");
+        enroll(&app, &credentials, email).await;
     }
     // Alice's and Bob's apps register through the app API, as the eauth app does.
     let alices = App::registered(&app, &credentials, "alice@example.com").await;
@@ -1383,10 +1380,7 @@ async fn a_device_of_another_application_cannot_be_removed_through_ones_own(app:
         .create_app("Jane's Other Portal", "https://portal.example.com/eauth")
         .await;
     let credentials = janes.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
     let device = App::registered(&app, &credentials, "user@example.com").await;
     let device_id = device.id.expect("registered");
 
@@ -1419,13 +1413,9 @@ async fn a_device_of_another_application_cannot_be_removed_through_ones_own(app:
     assert!(device_exists(&app, device_id).await, "the device stays");
     assert_eq!(device.signins(None).await.code(), "SUCCESS");
     for account in [JANE, JOHN] {
-        let log = app
-            .store
-            .audit_log(&Email::parse(account).expect("email"), None, ALL)
-            .await
-            .expect("store");
         assert!(
-            log.items
+            audit_log_of(&app, account)
+                .await
                 .iter()
                 .all(|e| e.action != eauth_core::console::AuditAction::DeviceRemoved),
             "{account} removed nothing"
@@ -1434,10 +1424,7 @@ async fn a_device_of_another_application_cannot_be_removed_through_ones_own(app:
 }
 
 async fn sign_ins_are_listed_and_filtered(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
     finished_sign_in(
         &app,
@@ -1710,10 +1697,7 @@ async fn the_overview_draws_the_outcomes_as_an_svg(app: TestApp) {
 }
 
 async fn the_integration_page_is_filled_in_for_the_application(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let page = browser.app_page(&created, "integration").await;
     assert_eq!(page.status, StatusCode::OK);
     let toggle = page.code("snippet-enable").expect("mfa/toggle example");
