@@ -11,7 +11,7 @@
 const { test, expect } = require("../fixtures");
 const { User } = require("../lib/service");
 const { Device } = require("../lib/device");
-const { ConsoleAccount } = require("../lib/console");
+const { ConsoleAccount, SESSION_COOKIE } = require("../lib/console");
 
 const PORTAL = {
   ips: ["127.0.0.1", "::1"],
@@ -227,6 +227,9 @@ test("after sign-out the old session cookie opens no page, in this browser or an
 
   await jane.go(jane.appPath(app.client_id, "keys"));
   await jane.signOut();
+  // The browser forgot the cookie (a __Host- cookie is only replaced by a Secure one)...
+  expect((await page.context().cookies()).map((c) => c.name)).not.toContain(SESSION_COOKIE);
+  // ...and the server forgot the session.
   await jane.go(jane.appPath(app.client_id, "keys"));
   await expect(page).toHaveURL(/\/console\/sign-in\?next=/);
 

@@ -391,6 +391,19 @@ async fn an_account_registers_signs_out_and_its_old_cookie_stops_working(app: Te
         .await;
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
     assert_eq!(signed_out.location(), Some("/console/sign-in"));
+    // The cookie is removed in a form browsers accept for a __Host- cookie (they ignore the
+    // removal otherwise, and keep sending the dead token).
+    let removal = signed_out
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-eauth-console="))
+        .expect("the cookie is removed");
+    for attribute in ["Secure", "Path=/", "Max-Age=0"] {
+        assert!(removal.contains(attribute), "{attribute} in {removal}");
+    }
+    assert!(!removal.contains("Domain"), "{removal}");
     assert_eq!(
         browser.get("/console").await.status,
         StatusCode::SEE_OTHER,
