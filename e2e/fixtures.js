@@ -17,7 +17,18 @@ const { startExamplePortal, Account } = require("./lib/example-portal");
 const ARTIFACTS = path.join(REPO_ROOT, "target", "e2e-artifacts");
 
 /** What the service serves a browser; a request for anything else is a broken link or script. */
-const SERVICE_PATHS = new Set(["/start-authentication", "/assets/webview.css", "/assets/webview.js", "/sdk/eauth.js"]);
+const SERVICE_PATHS = new Set([
+  "/start-authentication",
+  "/assets/webview.css",
+  "/assets/webview.js",
+  "/sdk/eauth.js",
+  "/assets/console.css",
+  "/assets/console.js",
+  "/assets/console-icon.svg",
+]);
+
+/** Whether the service has a page or file at `pathname` (the Domain Console's pages included). */
+const serves = (pathname) => SERVICE_PATHS.has(pathname) || pathname === "/console" || pathname.startsWith("/console/");
 
 /**
  * @typedef {object} World
@@ -41,7 +52,7 @@ const world = {
     const strays = [];
     context.on("request", (request) => {
       const url = new URL(request.url());
-      if (url.origin === service.origin && !SERVICE_PATHS.has(url.pathname)) strays.push(`${request.method()} ${url.pathname}`);
+      if (url.origin === service.origin && !serves(url.pathname)) strays.push(`${request.method()} ${url.pathname}`);
     });
     await use(context);
     base.expect(strays, "the browser asked the service for paths it does not serve").toEqual([]);

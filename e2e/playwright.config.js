@@ -1,6 +1,7 @@
 // @ts-check
-// Browser tests of the sign-in webview, in Debian's Chromium (`npx playwright install` cannot
-// download browsers here). See README.md, "Browser tests".
+// Browser tests of the sign-in webview, the example portal and the Domain Console, in Debian's
+// Chromium (`npx playwright install` cannot download browsers here). See README.md, "Browser
+// tests".
 "use strict";
 
 const path = require("node:path");

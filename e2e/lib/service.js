@@ -40,6 +40,32 @@ async function startService({ logPath, sessionTtlSecs }) {
   }
 }
 
+/**
+ * An HTTPS request whose answer must be JSON (every answer of the service's APIs is, errors
+ * included); resolves with `{status, body}` whatever the status.
+ * @param {string} url
+ * @param {{ method: string, ca: Buffer, headers: Record<string, string | number>, payload: string }} options
+ * @returns {Promise<{ status: number | undefined, body: any }>}
+ */
+function requestJson(url, { method, ca, headers, payload }) {
+  return new Promise((resolve, reject) => {
+    const request = https.request(url, { method, ca, headers }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (text += chunk));
+      response.on("end", () => {
+        try {
+          resolve({ status: response.statusCode, body: JSON.parse(text) });
+        } catch (error) {
+          reject(new Error(`${method} ${url} answered ${response.statusCode} with non-JSON: ${text}`));
+        }
+      });
+    });
+    request.on("error", reject);
+    request.end(payload);
+  });
+}
+
 class Service {
   constructor({ url, dataDir, env, program }) {
     /** e.g. `https://127.0.0.1:41234` */
@@ -71,29 +97,11 @@ class Service {
   /** POSTs JSON to the API over verified TLS; resolves with `{status, body}`. */
   api(apiKey, endpoint, body) {
     const payload = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const request = https.request(
-        `${this.url}/authen-api/api/v1/${endpoint}`,
-        {
-          method: "POST",
-          ca: this.ca,
-          headers: { "Content-Type": "application/json", "X-API-Key": apiKey, "Content-Length": Buffer.byteLength(payload) },
-        },
-        (response) => {
-          let text = "";
-          response.setEncoding("utf8");
-          response.on("data", (chunk) => (text += chunk));
-          response.on("end", () => {
-            try {
-              resolve({ status: response.statusCode, body: JSON.parse(text) });
-            } catch (error) {
-              reject(new Error(`${endpoint} answered ${response.statusCode} with non-JSON: ${text}`));
-            }
-          });
-        },
-      );
-      request.on("error", reject);
-      request.end(payload);
+    return requestJson(`${this.url}/authen-api/api/v1/${endpoint}`, {
+      method: "POST",
+      ca: this.ca,
+      headers: { "Content-Type": "application/json", "X-API-Key": apiKey, "Content-Length": Buffer.byteLength(payload) },
+      payload,
     });
   }
 
@@ -127,14 +135,9 @@ class User {
     this.lastUsedStep = -1;
   }
 
-  /** Enrolls a new user with a random 160-bit secret through `mfa/toggle`. */
-  static async enroll(service, app) {
-    const user = new User({
-      service,
-      app,
-      email: `user-${crypto.randomBytes(4).toString("hex")}@example.com`,
-      secret: randomSecret(),
-    });
+  /** Enrolls a new user (a random email unless given) with a random 160-bit secret through `mfa/toggle`. */
+  static async enroll(service, app, email = `user-${crypto.randomBytes(4).toString("hex")}@example.com`) {
+    const user = new User({ service, app, email, secret: randomSecret() });
     await service.apiOk(app.api_key, "mfa/toggle", {
       email: user.email,
       client_id: app.client_id,
@@ -187,4 +190,4 @@ class User {
   }
 }
 
-module.exports = { startService, User, REPO_ROOT, EAUTHD };
+module.exports = { startService, requestJson, User, REPO_ROOT, EAUTHD };

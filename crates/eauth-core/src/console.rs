@@ -137,15 +137,16 @@ pub const MAX_FAILURES_PER_ACCOUNT: u32 = 5;
 /// ...and per source address, which also catches one address trying many accounts.
 pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 
-/// The keys failures are counted under: the account as typed, and the source address (an
-/// IPv6 client's whole /64, which one host usually has to itself and can hop around in).
-pub fn throttle_keys(typed_email: &str, source: IpAddr) -> [String; 2] {
-    let mut account: String = typed_email.trim().to_lowercase();
-    // Bounded: the key is stored, and an email cannot be longer (RFC 5321).
-    if let Some((cut, _)) = account.char_indices().nth(254) {
-        account.truncate(cut);
-    }
-    let address = match source.to_canonical() {
+/// Registrations from one source address counted over the throttle window, whether the email
+/// was free or taken: registering signs a new account in at once, so the answer to a taken
+/// email cannot look like the answer to a free one, and registration tells which emails have
+/// accounts. This bounds how fast one address can ask (and how many accounts it can make).
+pub const MAX_REGISTRATIONS_PER_ADDRESS: u32 = 10;
+
+/// A source address as the throttles count it: an IPv6 client's whole /64, which one host
+/// usually has to itself and can hop around in.
+fn throttled_address(source: IpAddr) -> String {
+    match source.to_canonical() {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => {
             let net = ipnet::Ipv6Net::new(ip, 64)
@@ -153,8 +154,25 @@ pub fn throttle_keys(typed_email: &str, source: IpAddr) -> [String; 2] {
                 .trunc();
             net.to_string()
         }
-    };
-    [format!("account:{account}"), format!("address:{address}")]
+    }
+}
+
+/// The keys failures are counted under: the account as typed, and the source address.
+pub fn throttle_keys(typed_email: &str, source: IpAddr) -> [String; 2] {
+    let mut account: String = typed_email.trim().to_lowercase();
+    // Bounded: the key is stored, and an email cannot be longer (RFC 5321).
+    if let Some((cut, _)) = account.char_indices().nth(254) {
+        account.truncate(cut);
+    }
+    [
+        format!("account:{account}"),
+        format!("address:{}", throttled_address(source)),
+    ]
+}
+
+/// The key registrations from `source` are counted under.
+pub fn registration_throttle_key(source: IpAddr) -> String {
+    format!("registration:{}", throttled_address(source))
 }
 
 /// Whether a sign-in must be refused without looking at the password, given the failures
@@ -188,10 +206,12 @@ pub enum AuditAction {
     UserUnlocked,
     /// A callback was queued for another delivery attempt.
     CallbackResent,
+    /// A user's registered eAuthenticator app was removed.
+    DeviceRemoved,
 }
 
 impl AuditAction {
-    const ALL: [Self; 11] = [
+    const ALL: [Self; 12] = [
         Self::AccountRegistered,
         Self::SignedIn,
         Self::ApplicationCreated,
@@ -203,6 +223,7 @@ impl AuditAction {
         Self::ApplicationDeleted,
         Self::UserUnlocked,
         Self::CallbackResent,
+        Self::DeviceRemoved,
     ];
 
     /// The stored spelling.
@@ -219,6 +240,7 @@ impl AuditAction {
             Self::ApplicationDeleted => "application.deleted",
             Self::UserUnlocked => "user.unlocked",
             Self::CallbackResent => "callback.resent",
+            Self::DeviceRemoved => "device.removed",
         }
     }
 
@@ -241,6 +263,7 @@ impl AuditAction {
             Self::ApplicationDeleted => "Deleted the application",
             Self::UserUnlocked => "Unlocked a user",
             Self::CallbackResent => "Sent a callback again",
+            Self::DeviceRemoved => "Removed a user's device",
         }
     }
 }
@@ -288,6 +311,18 @@ mod tests {
         assert_eq!(token.hash(), SessionToken::hash_of(token.expose()));
         assert_ne!(token.hash(), SessionToken::generate().hash());
         assert!(!format!("{token:?}").contains(token.expose()));
+    }
+
+    #[test]
+    fn registrations_are_counted_per_address_and_ipv6_per_64() {
+        let key = |ip: &str| registration_throttle_key(ip.parse().expect("ip"));
+        assert_eq!(key("203.0.113.7"), "registration:203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "registration:203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        // Not the sign-in throttle's address key: registering does not lock anyone's sign-in.
+        let [_, address] = throttle_keys("x", "203.0.113.7".parse().expect("ip"));
+        assert_ne!(key("203.0.113.7"), address);
     }
 
     #[test]

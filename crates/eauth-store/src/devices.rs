@@ -23,6 +23,10 @@ macro_rules! device_columns {
     };
 }
 
+/// Users per statement of [`Store::devices_of_users`]: far below both drivers' parameter
+/// limits; the console asks for a page of 25.
+const USERS_PER_STATEMENT: usize = 500;
+
 /// A registered device of the eAuthenticator app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -182,14 +186,53 @@ impl Store {
         rows.into_iter().map(Device::try_from).collect()
     }
 
-    /// Removes a device; `false` if there was none.
-    pub async fn delete_device(&self, id: DeviceId) -> Result<bool> {
-        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM devices WHERE id = $1")
-            .bind(id.to_string())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(deleted == 1)
+    /// The devices of some of an application's users (a page of the console's user list), by
+    /// user, each user's oldest first.
+    pub async fn devices_of_users(
+        &self,
+        client_id: ClientId,
+        emails: &[Email],
+    ) -> Result<Vec<Device>> {
+        let mut devices = Vec::new();
+        for chunk in emails.chunks(USERS_PER_STATEMENT) {
+            let sql = sqlx::AssertSqlSafe(format!(
+                concat!(
+                    "SELECT ",
+                    device_columns!(),
+                    " FROM devices WHERE client_id = $1 AND email IN ({}) ORDER BY email, created_at, id"
+                ),
+                (2..chunk.len() + 2)
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let rows: Vec<DeviceRow> = on_pool!(self, pool => {
+                let mut query = sqlx::query_as(sql).persistent(false).bind(client_id.to_string());
+                for email in chunk {
+                    query = query.bind(email.as_str());
+                }
+                query.fetch_all(pool).await?
+            });
+            for row in rows {
+                devices.push(Device::try_from(row)?);
+            }
+        }
+        Ok(devices)
+    }
+
+    /// Removes application `client_id`'s device `id` and returns what it was; `None`, with
+    /// nothing removed, if the application has no such device — also when `id` is a device of
+    /// another application, so a console cannot remove devices outside the application it
+    /// checked the account's ownership of.
+    pub async fn delete_device(&self, client_id: ClientId, id: DeviceId) -> Result<Option<Device>> {
+        let row: Option<DeviceRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+            "DELETE FROM devices WHERE id = $1 AND client_id = $2 RETURNING ", device_columns!()
+        ))
+        .bind(id.to_string())
+        .bind(client_id.to_string())
+        .fetch_optional(pool)
+        .await?);
+        row.map(Device::try_from).transpose()
     }
 
     /// Records that `signer` used `nonce` in a request that is fresh until `expires_at`;

@@ -50,6 +50,7 @@ contract!(
     expired_pending_sessions_are_found_oldest_first,
     a_device_is_stored_only_with_an_approved_code_and_its_step_is_used,
     a_refused_registration_counts_a_failure_and_stores_no_device,
+    a_device_is_listed_and_removed_only_through_its_own_application,
     enabling_again_or_disabling_removes_the_users_devices_only,
     a_nonce_is_accepted_once_per_signer_until_it_is_pruned,
     a_sign_in_keeps_the_number_it_first_offered_and_is_listed_only_then,
@@ -934,9 +935,100 @@ async fn a_device_is_stored_only_with_an_approved_code_and_its_step_is_used(stor
     );
     assert_eq!(store.device(twin.id).await.expect("read"), None);
 
-    assert!(store.delete_device(device.id).await.expect("delete"));
-    assert!(!store.delete_device(device.id).await.expect("delete"));
+    assert_eq!(
+        store
+            .delete_device(device.client_id, device.id)
+            .await
+            .expect("delete"),
+        Some(device.clone())
+    );
+    assert_eq!(
+        store
+            .delete_device(device.client_id, device.id)
+            .await
+            .expect("delete"),
+        None
+    );
     assert_eq!(store.device(device.id).await.expect("read"), None);
+}
+
+async fn a_device_is_listed_and_removed_only_through_its_own_application(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    // Another application, with a user of the same email and a device of its own.
+    let other = application("Other Portal");
+    store.insert_application(&other).await.expect("insert");
+    store
+        .upsert_enrollment(&enrollment(other.client_id, &pending.email, 2, 6), NOW)
+        .await
+        .expect("enable");
+    let others = device_of(&session(other.client_id, &pending.email), NOW);
+    store
+        .register_device(&others, |_| Ok(Verdict::Approved { step: 1 }))
+        .await
+        .expect("register");
+    // A second device of the first user, registered later, and a user without any.
+    let later = device_of(&pending, NOW + 5);
+    store
+        .register_device(&later, |_| Ok(Verdict::Approved { step: 8 }))
+        .await
+        .expect("register");
+    let john = Email::parse("john@example.com").expect("email");
+    store
+        .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
+        .await
+        .expect("enable");
+
+    let listed = store
+        .devices_of_users(pending.client_id, &[john.clone(), pending.email.clone()])
+        .await
+        .expect("list");
+    assert_eq!(
+        listed,
+        [device.clone(), later.clone()],
+        "oldest first, this application's only"
+    );
+    assert!(
+        store
+            .devices_of_users(pending.client_id, &[])
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // The other application's id cannot remove this application's device, nor the reverse.
+    for (through, target) in [(other.client_id, &device), (pending.client_id, &others)] {
+        let removed = store
+            .delete_device(through, target.id)
+            .await
+            .expect("delete");
+        assert_eq!(removed, None);
+        assert_eq!(
+            store.device(target.id).await.expect("read").as_ref(),
+            Some(target)
+        );
+    }
+
+    assert_eq!(
+        store
+            .delete_device(pending.client_id, device.id)
+            .await
+            .expect("delete"),
+        Some(device)
+    );
+    assert_eq!(
+        store
+            .devices_of_users(pending.client_id, std::slice::from_ref(&pending.email))
+            .await
+            .expect("list"),
+        [later]
+    );
+    assert_eq!(
+        store
+            .devices_of(other.client_id, &pending.email)
+            .await
+            .expect("list"),
+        [others]
+    );
 }
 
 async fn a_refused_registration_counts_a_failure_and_stores_no_device(store: Store) {
@@ -1178,7 +1270,10 @@ async fn push_decisions_reach_only_the_devices_own_offered_sign_ins(store: Store
         "nothing changed"
     );
 
-    store.delete_device(device.id).await.expect("delete");
+    store
+        .delete_device(device.client_id, device.id)
+        .await
+        .expect("delete");
     assert_eq!(decide(pending.id, device.id).await, PushAttempt::DeviceGone);
 }
 

@@ -17,8 +17,8 @@ use axum_extra::extract::cookie::CookieJar;
 use eauth_core::{
     Email,
     console::{
-        AuditAction, Password, THROTTLE_WINDOW_SECS, dummy_hash, hash_password, is_throttled,
-        throttle_keys, verify_password,
+        AuditAction, MAX_REGISTRATIONS_PER_ADDRESS, Password, THROTTLE_WINDOW_SECS, dummy_hash,
+        hash_password, is_throttled, registration_throttle_key, throttle_keys, verify_password,
     },
 };
 use eauth_store::StoreError;
@@ -34,6 +34,8 @@ use crate::{client_ip::ClientIp, state::AppState};
 /// What the sign-in page says to a wrong email and to a wrong password alike.
 const WRONG_CREDENTIALS: &str = "The email or password is not correct.";
 const THROTTLED: &str = "Too many failed sign-ins for this account or from this address. Wait 15 minutes and try again.";
+const TOO_MANY_REGISTRATIONS: &str =
+    "Too many accounts were registered from this address. Wait 15 minutes and try again.";
 
 #[derive(Template)]
 #[template(path = "console/sign_in.html")]
@@ -53,6 +55,8 @@ struct RegisterPage {
     email: String,
     email_error: Option<String>,
     password_error: Option<String>,
+    /// About the whole form.
+    error: Option<&'static str>,
 }
 
 #[derive(Default, Deserialize)]
@@ -181,6 +185,7 @@ pub(super) async fn register_form(
         email: String::new(),
         email_error: None,
         password_error: None,
+        error: None,
     };
     (jar, page(StatusCode::OK, &form)).into_response()
 }
@@ -194,6 +199,14 @@ pub(super) struct RegisterForm {
 }
 
 /// `POST /console/register`: creates the account and signs it in.
+///
+/// A taken email is said to be taken. The neutral answer that would hide it ("check your
+/// inbox", the same for a free and a taken email) needs email verification, which the console
+/// does not have: a new account is signed in at once, and a taken email cannot be, so the two
+/// answers differ whatever this page says. What the console does instead is take as long for
+/// both (the password is hashed before the insert finds the email taken) and count every
+/// registration from an address, free or taken, refusing more than
+/// [`MAX_REGISTRATIONS_PER_ADDRESS`] in the throttle window.
 #[tracing::instrument(name = "console_register", skip_all)]
 pub(super) async fn register(
     State(state): State<AppState>,
@@ -203,17 +216,20 @@ pub(super) async fn register(
     let email = Email::parse(&form.email);
     let password = Password::parse(&form.password);
     let (jar, csrf) = pre_session_token(&state, jar);
-    let again =
-        |status: StatusCode, email_error: Option<String>, password_error: Option<String>| {
-            let form = RegisterPage {
-                chrome: Chrome::anonymous(),
-                csrf: csrf.clone(),
-                email: form.email.trim().to_owned(),
-                email_error,
-                password_error,
-            };
-            page(status, &form)
+    let again = |status: StatusCode,
+                 email_error: Option<String>,
+                 password_error: Option<String>,
+                 error: Option<&'static str>| {
+        let form = RegisterPage {
+            chrome: Chrome::anonymous(),
+            csrf: csrf.clone(),
+            email: form.email.trim().to_owned(),
+            email_error,
+            password_error,
+            error,
         };
+        page(status, &form)
+    };
     let (email, password) = match (email, password) {
         (Ok(email), Ok(password)) => (email, password),
         (email, password) => {
@@ -225,25 +241,48 @@ pub(super) async fn register(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     email_error,
                     password_error,
+                    None,
                 ),
             )
                 .into_response());
         }
     };
+    // Counted in the sign-in throttle's table, under a key of its own; a malformed form
+    // above tells nothing about any account, so it is not counted.
+    let now = state.clock.now();
+    let throttle = [registration_throttle_key(source)];
+    let registrations = state
+        .store
+        .signin_failures(&throttle[0], now - THROTTLE_WINDOW_SECS)
+        .await?;
+    if registrations >= MAX_REGISTRATIONS_PER_ADDRESS {
+        tracing::warn!(%source, "console registration refused: too many from this address");
+        return Ok((
+            jar,
+            again(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                None,
+                Some(TOO_MANY_REGISTRATIONS),
+            ),
+        )
+            .into_response());
+    }
+    state.store.record_signin_failure(&throttle, now).await?;
+    state
+        .store
+        .prune_signin_failures(now - THROTTLE_WINDOW_SECS)
+        .await?;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .context("password hashing panicked")?;
-    match state
-        .store
-        .insert_account(&email, &hash, state.clock.now())
-        .await
-    {
+    match state.store.insert_account(&email, &hash, now).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             let taken = "An account with this email exists already. Sign in instead.";
             return Ok((
                 jar,
-                again(StatusCode::CONFLICT, Some(taken.to_owned()), None),
+                again(StatusCode::CONFLICT, Some(taken.to_owned()), None, None),
             )
                 .into_response());
         }

@@ -2,6 +2,8 @@
 //! its callback deliveries (and sending one again), and the audit log of the account's own
 //! actions.
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::{
     extract::{Path, Query, State, rejection::QueryRejection},
@@ -17,6 +19,7 @@ use super::{
     accounts::Nothing,
     applications::{nav, owned},
     audit, chart,
+    devices::removal_path,
     session::{Account, Posted},
     views::{
         AppNav, Chrome, ConsoleError, Pager, notice, page, page_request, see_other, time, time_or,
@@ -45,6 +48,15 @@ struct UserRow {
     locked: bool,
     can_unlock: bool,
     status: String,
+    devices: Vec<DeviceRow>,
+}
+
+/// A user's registered eAuthenticator app.
+struct DeviceRow {
+    name: String,
+    registered: String,
+    /// Its removal's confirmation page.
+    remove: String,
 }
 
 #[derive(Template)]
@@ -73,10 +85,23 @@ pub(super) async fn users(
         .store
         .enrolled_users(app.client_id, Some(&q), rows)
         .await?;
+    let emails: Vec<Email> = found.items.iter().map(|user| user.email.clone()).collect();
+    let mut devices: HashMap<String, Vec<DeviceRow>> = HashMap::new();
+    for device in state.store.devices_of_users(app.client_id, &emails).await? {
+        devices
+            .entry(device.email.to_string())
+            .or_default()
+            .push(DeviceRow {
+                name: device.name.as_str().to_owned(),
+                registered: time(device.created_at),
+                remove: removal_path(&app, device.id),
+            });
+    }
     let users = found
         .items
         .into_iter()
         .map(|user| UserRow {
+            devices: devices.remove(user.email.as_str()).unwrap_or_default(),
             email: user.email.to_string(),
             enabled: time(user.enabled_at),
             last_signin: time_or(user.last_signin_at, "never"),

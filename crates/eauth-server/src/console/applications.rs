@@ -513,16 +513,19 @@ pub(super) async fn keys(
 /// "Are you sure?" before something that cannot be undone.
 #[derive(Template)]
 #[template(path = "console/confirm.html")]
-struct ConfirmPage {
-    chrome: Chrome,
-    nav: AppNav,
-    title: &'static str,
-    message: &'static str,
-    action: String,
-    button: &'static str,
+pub(super) struct ConfirmPage {
+    pub(super) chrome: Chrome,
+    pub(super) nav: AppNav,
+    pub(super) title: &'static str,
+    pub(super) message: String,
+    /// Where the form posts.
+    pub(super) action: String,
+    pub(super) button: &'static str,
+    /// Where "Cancel" leads.
+    pub(super) cancel: String,
     /// The name to type before deleting.
-    type_name: Option<String>,
-    error: Option<&'static str>,
+    pub(super) type_name: Option<String>,
+    pub(super) error: Option<&'static str>,
 }
 
 fn confirm_page(
@@ -559,9 +562,10 @@ fn confirm_page(
         chrome: account.chrome(state),
         nav: nav(app, "keys"),
         title,
-        message,
+        message: message.to_owned(),
         action: format!("/console/apps/{}/{path}", app.client_id),
         button,
+        cancel: format!("/console/apps/{}/keys", app.client_id),
         type_name: matches!(what, Confirm::Delete).then(|| app.name.to_string()),
         error,
     }

@@ -63,13 +63,17 @@ fn day_label(start: i64) -> String {
     format!("{month:02}-{day:02}")
 }
 
-// The drawing's coordinate system; the stylesheet scales it to the page's width.
+// The drawing's coordinate system; the stylesheet scales it to the page's width. Its margins
+// hold the labels at the phone's larger font (24 units) too: the top of the scale's highest
+// number, and the day under the bar next to the scale's "0", which sits below that "0".
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 240.0;
 const LEFT: f64 = 48.0;
 const RIGHT: f64 = 24.0;
-const TOP: f64 = 12.0;
+const TOP: f64 = 20.0;
 const BOTTOM: f64 = 30.0;
+/// The axis labels' baseline, above the drawing's bottom edge.
+const LABEL_BASELINE_FROM_BOTTOM: f64 = 4.0;
 
 /// One coloured part of a bar.
 pub(super) struct Segment {
@@ -240,7 +244,7 @@ impl Chart {
             right: n(WIDTH - RIGHT),
             top: n(TOP),
             plot_height: n(plot_height),
-            label_y: n(HEIGHT - 8.0),
+            label_y: n(HEIGHT - LABEL_BASELINE_FROM_BOTTOM),
             middle_x: n(LEFT + plot_width / 2.0),
             middle_y: n(TOP + plot_height / 2.0),
             bars,
@@ -334,15 +338,15 @@ mod tests {
         let chart = Chart::build("t", &counts, since, 24, HOUR);
         assert_eq!(chart.bars.len(), 24);
         assert_eq!(chart.total, 9);
-        // 8 in the busiest hour: the scale goes to 10; the plot is 198 units high.
+        // 8 in the busiest hour: the scale goes to 10; the plot is 190 units high.
         let first = &chart.bars[0];
         let heights: Vec<&str> = first.segments.iter().map(|s| s.height.as_str()).collect();
-        assert_eq!(heights, ["118.8", "39.6"]);
+        assert_eq!(heights, ["114.0", "38.0"]);
         let classes: Vec<&str> = first.segments.iter().map(|s| s.class).collect();
         assert_eq!(classes, ["approved", "rejected"]);
         // Stacked: the second starts where the first ends.
-        assert_eq!(first.segments[0].y, "91.2");
-        assert_eq!(first.segments[1].y, "51.6");
+        assert_eq!(first.segments[0].y, "96.0");
+        assert_eq!(first.segments[1].y, "58.0");
         assert!(chart.bars[1].segments.is_empty());
         assert_eq!(
             first.title,

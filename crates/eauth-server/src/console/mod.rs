@@ -13,6 +13,7 @@ mod accounts;
 mod activity;
 mod applications;
 mod chart;
+mod devices;
 mod session;
 mod views;
 
@@ -81,6 +82,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/apps/{id}/users", get(activity::users))
         .route("/console/apps/{id}/users/unlock", post(activity::unlock))
+        .route(
+            "/console/apps/{id}/devices/{device}/remove",
+            get(devices::confirm_removal).post(devices::remove),
+        )
         .route("/console/apps/{id}/sign-ins", get(activity::sign_ins))
         .route("/console/apps/{id}/callbacks", get(activity::callbacks))
         .route(

@@ -74,7 +74,7 @@ impl Account {
         jar: CookieJar,
     ) -> Result<CookieJar, ConsoleError> {
         state.store.delete_console_session(&self.session).await?;
-        Ok(jar.remove(Cookie::build(SESSION_COOKIE).path("/")))
+        Ok(jar.remove(session_cookie(String::new())))
     }
 }
 
@@ -128,14 +128,20 @@ pub(super) async fn start_session(
     // Sessions are looked up by hash, so expired ones cost nothing but space: forget them now
     // and then, here, rather than in a background job.
     state.store.prune_console_sessions(cutoffs(now)).await?;
-    let cookie = Cookie::build((SESSION_COOKIE, token.expose().to_owned()))
+    Ok(jar.add(session_cookie(token.expose().to_owned())))
+}
+
+/// The session cookie with `value`. Its removal at sign-out is this cookie too: a browser
+/// takes a `__Host-` cookie, its removal included, only with `Secure` and `Path=/`, and
+/// would otherwise keep the old one.
+fn session_cookie(value: String) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, value))
         .path("/")
         .secure(true)
         .http_only(true)
         .same_site(SameSite::Lax)
         // No Max-Age: the browser forgets it when it closes; the server ends it anyway.
-        .build();
-    Ok(jar.add(cookie))
+        .build()
 }
 
 /// The form token of the register and sign-in forms, and the jar with the cookie it is bound

@@ -305,6 +305,9 @@ pub(super) fn notice(code: Option<&str>) -> Option<&'static str> {
         "unlocked" => "The user was unlocked and can sign in again.",
         "not-locked" => "That user is not enrolled any more.",
         "resent" => "The callback will be sent again in a moment.",
+        "device-removed" => {
+            "The device was removed: it can no longer approve sign-ins. The user signs in with a code."
+        }
         "not-resent" => "That callback was delivered already, or is being sent right now.",
         _ => return None,
     })

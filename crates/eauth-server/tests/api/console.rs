@@ -1,17 +1,18 @@
 //! The Domain Console over HTTP, as a browser without JavaScript uses it: forms, cookies and
-//! redirects, and what the console's actions do to the API. (Screenshots of every page in a
-//! real browser: `e2e/console-screenshots.mjs`.)
+//! redirects, and what the console's actions do to the API. (In a real browser, with
+//! screenshots of every page: `e2e/tests/console.spec.js` and `console-pages.spec.js`.)
 
 use std::time::Duration;
 
-use eauth_core::{Email, signin::Verdict};
-use eauth_store::CallbackStatus;
+use eauth_core::{DeviceId, DeviceKey, DeviceName, Email, signin::Verdict};
+use eauth_store::{CallbackStatus, Registration};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
     backend_tests,
     helpers::{Page, TestApp, TestApplication, token_id},
+    push::App,
     receiver::Receiver,
 };
 
@@ -20,6 +21,7 @@ backend_tests!(
     a_wrong_password_and_an_unknown_email_get_the_same_answer,
     failed_sign_ins_are_throttled_per_account_and_per_address,
     registration_checks_the_email_and_the_password,
+    registrations_from_one_address_are_throttled_whether_the_email_is_free_or_taken,
     an_application_created_in_the_console_works_with_the_key_it_shows,
     a_rotated_api_key_replaces_the_old_one_at_once,
     a_rotated_callback_secret_signs_the_next_callback,
@@ -29,6 +31,8 @@ backend_tests!(
     next_only_ever_leads_to_a_console_page,
     invalid_fields_are_shown_next_to_each_field_and_nothing_is_saved,
     users_are_listed_searched_paged_and_unlocked,
+    a_users_devices_are_listed_and_one_is_removed_after_a_confirmation,
+    a_device_of_another_application_cannot_be_removed_through_ones_own,
     sign_ins_are_listed_and_filtered,
     a_failed_callback_can_be_sent_again,
     deleting_needs_the_name_and_removes_everything,
@@ -84,6 +88,15 @@ impl Page {
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
+    }
+
+    /// The `Set-Cookie` of the console's session cookie, if the page sets (or removes) it.
+    fn session_cookie(&self) -> Option<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("__Host-eauth-console="))
     }
 
     fn says(&self, text: &str) -> bool {
@@ -208,6 +221,16 @@ impl Browser {
         }
     }
 
+    /// A browser with a fresh account, signed in, that created an application named "Portal"
+    /// which loopback may call.
+    async fn with_portal(app: &TestApp, email: &str) -> (Self, Created) {
+        let browser = Self::signed_up(app, email).await;
+        let created = browser
+            .create_app("Portal", "https://portal.example.com/eauth")
+            .await;
+        (browser, created)
+    }
+
     /// Posts `fields` to one of the application's actions.
     async fn act(&self, created: &Created, action: &str, fields: &[(&str, &str)]) -> Page {
         self.post(
@@ -271,6 +294,52 @@ async fn finished_sign_in(
     token
 }
 
+/// Whether a console account with this email exists.
+async fn has_account(app: &TestApp, email: &str) -> bool {
+    let email = Email::parse(email).expect("email");
+    app.store.account(&email).await.expect("store").is_some()
+}
+
+/// Enrolls `email` with the application through `mfa/toggle`, as its backend does.
+async fn enroll(app: &TestApp, credentials: &TestApplication, email: &str) {
+    assert_eq!(
+        app.enable(credentials, email).await.code(),
+        "SUCCESS",
+        "{email}"
+    );
+}
+
+/// A device of `email` (enrolled with `credentials`'s application), written to the store as a
+/// registration with a right code would write it.
+async fn stored_device(
+    app: &TestApp,
+    credentials: &TestApplication,
+    email: &str,
+    name: &str,
+) -> eauth_store::Device {
+    let device = eauth_store::Device {
+        id: DeviceId::generate(),
+        client_id: credentials.client_id,
+        email: Email::parse(email).expect("email"),
+        public_key: DeviceKey::generate().public_key(),
+        name: DeviceName::parse(name).expect("name"),
+        created_at: 1_800_000_000,
+    };
+    let approved = Verdict::Approved { step: 1 };
+    let registered = app
+        .store
+        .register_device(&device, |_| Ok(approved))
+        .await
+        .expect("store");
+    assert_eq!(registered, Registration::Judged(approved));
+    device
+}
+
+/// Whether the store still holds `device`.
+async fn device_exists(app: &TestApp, device: DeviceId) -> bool {
+    app.store.device(device).await.expect("store").is_some()
+}
+
 async fn an_account_registers_signs_out_and_its_old_cookie_stops_working(app: TestApp) {
     // Not signed in: the console sends the browser to sign in, and back afterwards.
     let browser = Browser::new(&app);
@@ -282,11 +351,7 @@ async fn an_account_registers_signs_out_and_its_old_cookie_stops_working(app: Te
     assert_eq!(registered.status, StatusCode::SEE_OTHER);
     assert_eq!(registered.location(), Some("/console"));
     let cookie = registered
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("__Host-eauth-console="))
+        .session_cookie()
         .expect("session cookie")
         .to_owned();
     for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
@@ -331,6 +396,13 @@ async fn an_account_registers_signs_out_and_its_old_cookie_stops_working(app: Te
         .await;
     assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
     assert_eq!(signed_out.location(), Some("/console/sign-in"));
+    // The cookie is removed in a form browsers accept for a __Host- cookie (they ignore the
+    // removal otherwise, and keep sending the dead token).
+    let removal = signed_out.session_cookie().expect("the cookie is removed");
+    for attribute in ["Secure", "Path=/", "Max-Age=0"] {
+        assert!(removal.contains(attribute), "{attribute} in {removal}");
+    }
+    assert!(!removal.contains("Domain"), "{removal}");
     assert_eq!(
         browser.get("/console").await.status,
         StatusCode::SEE_OTHER,
@@ -369,12 +441,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer(app: TestApp)
             page.body
         );
         assert!(page.location().is_none());
-        assert!(
-            !page.headers.contains_key("set-cookie")
-                || !page
-                    .header("set-cookie")
-                    .starts_with("__Host-eauth-console=")
-        );
+        assert_eq!(page.session_cookie(), None);
     }
     // The same page, but for the address typed into it.
     assert_eq!(
@@ -457,6 +524,47 @@ async fn registration_checks_the_email_and_the_password(app: TestApp) {
     );
 }
 
+async fn registrations_from_one_address_are_throttled_whether_the_email_is_free_or_taken(
+    app: TestApp,
+) {
+    // Malformed forms tell nothing about accounts: they are not counted.
+    for _ in 0..3 {
+        let page = Browser::new(&app).register("not-an-email", PASSWORD).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Ten registrations from this address in the window, free emails and a taken one alike.
+    Browser::signed_up(&app, JANE).await;
+    for i in 0..9 {
+        let email = if i % 2 == 0 {
+            format!("new{i}@example.com")
+        } else {
+            JANE.to_owned()
+        };
+        let page = Browser::new(&app).register(&email, PASSWORD).await;
+        let expected = if i % 2 == 0 {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::CONFLICT
+        };
+        assert_eq!(page.status, expected, "{email}");
+    }
+    // The eleventh is refused before anything is looked up: a free email creates nothing, and
+    // a taken one is not said to be taken.
+    for email in ["late@example.com", JANE] {
+        let page = Browser::new(&app).register(email, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert!(page.says("Too many accounts were registered from this address"));
+        assert!(!page.says("exists already"), "{email}");
+        assert_eq!(page.session_cookie(), None, "not signed in");
+    }
+    assert!(!has_account(&app, "late@example.com").await);
+    // Signing in is another throttle: Jane still gets in.
+    assert_eq!(
+        Browser::new(&app).sign_in(JANE, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
 async fn an_application_created_in_the_console_works_with_the_key_it_shows(app: TestApp) {
     let browser = Browser::signed_up(&app, JANE).await;
     let page = browser
@@ -490,10 +598,7 @@ async fn an_application_created_in_the_console_works_with_the_key_it_shows(app: 
 
     // The key from the page, against the API.
     let credentials = created.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
     assert_eq!(session_token_code(&app, &credentials).await, "SUCCESS");
 
     // Shown once: no other page carries it.
@@ -508,12 +613,9 @@ async fn an_application_created_in_the_console_works_with_the_key_it_shows(app: 
 }
 
 async fn a_rotated_api_key_replaces_the_old_one_at_once(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let old = created.credentials();
-    assert_eq!(app.enable(&old, "user@example.com").await.code(), "SUCCESS");
+    enroll(&app, &old, "user@example.com").await;
 
     // Asked first; only the post rotates.
     let confirm = browser.app_page(&created, "rotate-api-key").await;
@@ -584,15 +686,9 @@ async fn a_rotated_callback_secret_signs_the_next_callback(app: TestApp) {
 }
 
 async fn a_deactivated_application_is_answered_inactive_until_activated(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
 
     let keys = browser.app_page(&created, "keys").await;
     assert!(keys.says("Deactivate"));
@@ -643,6 +739,13 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
     )
     .await;
     let callback = given_up_callback(&app, &token).await;
+    let device = stored_device(
+        &app,
+        &credentials,
+        "user@example.com",
+        "Jane's user's phone",
+    )
+    .await;
     let before = stored(&app, credentials.client_id).await;
 
     let john = Browser::signed_up(&app, JOHN).await;
@@ -650,6 +753,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
     assert!(!johns_list.says("Jane's Secret Portal"));
     let csrf = johns_list.csrf();
     let id = &created.client_id;
+    let remove_device = format!("devices/{}/remove", device.id);
     for tab in [
         "",
         "settings",
@@ -662,6 +766,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         "sign-ins",
         "callbacks",
         "audit",
+        &remove_device,
     ] {
         let page = john
             .get(format!("/console/apps/{id}/{tab}").trim_end_matches('/'))
@@ -670,7 +775,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         assert!(!page.says("Jane's Secret Portal"), "GET {tab}");
     }
     let resend = format!("callbacks/{}/resend", callback.id);
-    let posts: [(&str, &[(&str, &str)]); 7] = [
+    let posts: [(&str, &[(&str, &str)]); 8] = [
         (
             "settings",
             &[
@@ -686,6 +791,7 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         ("delete", &[("name", "Jane's Secret Portal")]),
         ("users/unlock", &[("email", "user@example.com")]),
         (&resend, &[]),
+        (&remove_device, &[]),
     ];
     for (path, fields) in posts {
         let form = [&[("csrf", csrf.as_str())], fields].concat();
@@ -732,13 +838,12 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
         CallbackStatus::Failed,
         "not sent again"
     );
-    let johns_actions = app
-        .store
-        .audit_log(&Email::parse(JOHN).expect("email"), None, ALL)
-        .await
-        .expect("store");
+    assert!(device_exists(&app, device.id).await, "the device stays");
     assert!(
-        johns_actions.items.iter().all(|e| e.client_id.is_none()),
+        audit_log_of(&app, JOHN)
+            .await
+            .iter()
+            .all(|e| e.client_id.is_none()),
         "john did nothing to any application"
     );
     // Jane still sees and uses hers: her key passes, and the answer is about her locked user.
@@ -781,16 +886,20 @@ const ALL: eauth_store::PageRequest = eauth_store::PageRequest {
     limit: 100,
 };
 
+/// Everything `account` did, newest first.
+async fn audit_log_of(app: &TestApp, account: &str) -> Vec<eauth_store::AuditEntry> {
+    let account = Email::parse(account).expect("email");
+    app.store
+        .audit_log(&account, None, ALL)
+        .await
+        .expect("store")
+        .items
+}
+
 async fn forms_without_this_sessions_token_are_refused_and_change_nothing(app: TestApp) {
-    let jane = Browser::signed_up(&app, JANE).await;
-    let created = jane
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (jane, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
-    assert_eq!(
-        app.enable(&credentials, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    enroll(&app, &credentials, "user@example.com").await;
     let john = Browser::signed_up(&app, JOHN).await;
     let johns_token = john.get("/console").await.csrf();
     let janes_token = jane.get("/console").await.csrf();
@@ -869,13 +978,7 @@ async fn forms_without_this_sessions_token_are_refused_and_change_nothing(app: T
         )
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(
-        app.store
-            .account(&Email::parse("mallory@example.com").expect("email"))
-            .await
-            .expect("store")
-            .is_none()
-    );
+    assert!(!has_account(&app, "mallory@example.com").await);
 }
 
 async fn next_only_ever_leads_to_a_console_page(app: TestApp) {
@@ -1071,10 +1174,7 @@ async fn invalid_fields_are_shown_next_to_each_field_and_nothing_is_saved(app: T
 }
 
 async fn users_are_listed_searched_paged_and_unlocked(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
     finished_sign_in(
         &app,
@@ -1162,11 +1262,170 @@ async fn users_are_listed_searched_paged_and_unlocked(app: TestApp) {
     );
 }
 
-async fn sign_ins_are_listed_and_filtered(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
+async fn a_users_devices_are_listed_and_one_is_removed_after_a_confirmation(app: TestApp) {
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
+    let credentials = created.credentials();
+    for email in ["alice@example.com", "bob@example.com", "carol@example.com"] {
+        enroll(&app, &credentials, email).await;
+    }
+    // Alice's and Bob's apps register through the app API, as the eauth app does.
+    let alices = App::registered(&app, &credentials, "alice@example.com").await;
+    let bobs = App::registered(&app, &credentials, "bob@example.com").await;
+    let alices_id = alices.id.expect("registered");
+    let second = stored_device(&app, &credentials, "alice@example.com", "Alice's <tablet>").await;
+
+    let users = browser.app_page(&created, "users").await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert!(users.says("test phone") && users.says("registered 20"));
+    assert!(users.says("Alice's <tablet>"), "the name, escaped");
+    assert!(!users.body.contains("Alice's <tablet>"), "never raw HTML");
+    let remove = format!(
+        "/console/apps/{}/devices/{alices_id}/remove",
+        created.client_id
+    );
+    assert!(
+        users.body.contains(&format!("href=\"{remove}\"")),
+        "{}",
+        users.body
+    );
+    assert_eq!(users.body.matches(">Remove…</a>").count(), 3);
+
+    // The link asks first; nothing is removed by looking.
+    let confirm = browser.get(&remove).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(confirm.says("Remove this device?"));
+    assert!(confirm.says("test phone") && confirm.says("alice@example.com"));
+    assert!(device_exists(&app, alices_id).await);
+    assert_eq!(alices.signins(None).await.code(), "SUCCESS");
+
+    // Without the session's form token: refused, and the device stays.
+    for form in [vec![], vec![("csrf", "0".repeat(64))]] {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = browser.post(&remove, &form).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    }
+    assert!(device_exists(&app, alices_id).await);
+
+    let removed = browser.post(&remove, &[("csrf", &confirm.csrf())]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    let after = browser
+        .get(removed.location().expect("back to the users"))
         .await;
+    assert!(after.says("The device was removed"));
+    assert!(!after.body.contains(&remove));
+    assert_eq!(after.body.matches(">Remove…</a>").count(), 2);
+    // From this moment the app is refused; Bob's and Alice's other device are untouched.
+    assert!(!device_exists(&app, alices_id).await);
+    let answer = alices.signins(None).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (StatusCode::UNAUTHORIZED, "UNKNOWN_DEVICE")
+    );
+    assert_eq!(bobs.signins(None).await.code(), "SUCCESS");
+    assert!(device_exists(&app, second.id).await);
+    // Alice is still enrolled and still signs in with a code.
+    assert!(app.is_enrolled(&credentials, "alice@example.com").await);
+    assert_eq!(
+        app.session_token(&credentials, "alice@example.com")
+            .await
+            .code(),
+        "SUCCESS"
+    );
+
+    // Gone is gone: again, it is not found.
+    assert_eq!(browser.get(&remove).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        browser
+            .post(&remove, &[("csrf", &confirm.csrf())])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    for bad in ["not-a-device", &DeviceId::generate().to_string()] {
+        let path = format!("/console/apps/{}/devices/{bad}/remove", created.client_id);
+        assert_eq!(
+            browser.get(&path).await.status,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+        assert_eq!(
+            browser
+                .post(&path, &[("csrf", &confirm.csrf())])
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+    }
+
+    // The audit log says who removed which device of whom, from where: once.
+    let log = browser.app_page(&created, "audit").await;
+    assert_eq!(
+        unescape(&log.body)
+            .matches("Removed a user's device")
+            .count(),
+        1,
+        "{}",
+        log.body
+    );
+    assert!(log.says("Device “test phone” of user alice@example.com"));
+    assert!(log.says("127.0.0.1") && log.says(JANE));
+}
+
+async fn a_device_of_another_application_cannot_be_removed_through_ones_own(app: TestApp) {
+    let jane = Browser::signed_up(&app, JANE).await;
+    let janes = jane
+        .create_app("Jane's Portal", "https://portal.example.com/eauth")
+        .await;
+    let janes_other = jane
+        .create_app("Jane's Other Portal", "https://portal.example.com/eauth")
+        .await;
+    let credentials = janes.credentials();
+    enroll(&app, &credentials, "user@example.com").await;
+    let device = App::registered(&app, &credentials, "user@example.com").await;
+    let device_id = device.id.expect("registered");
+
+    // John owns an application of his own, so his console passes the ownership check for its
+    // id: only the device's own application may remove it.
+    let john = Browser::signed_up(&app, JOHN).await;
+    let johns = john
+        .create_app("John's Portal", "https://portal.example.com/eauth")
+        .await;
+    let csrf = john.get("/console").await.csrf();
+    let crafted = format!("devices/{device_id}/remove");
+    let page = john.app_page(&johns, &crafted).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(!page.says("test phone") && !page.says("user@example.com"));
+    let page = john.act(&johns, &crafted, &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // Nor through another application of the device's own account.
+    let csrf = jane.get("/console").await.csrf();
+    assert_eq!(
+        jane.app_page(&janes_other, &crafted).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        jane.act(&janes_other, &crafted, &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    assert!(device_exists(&app, device_id).await, "the device stays");
+    assert_eq!(device.signins(None).await.code(), "SUCCESS");
+    for account in [JANE, JOHN] {
+        assert!(
+            audit_log_of(&app, account)
+                .await
+                .iter()
+                .all(|e| e.action != eauth_core::console::AuditAction::DeviceRemoved),
+            "{account} removed nothing"
+        );
+    }
+}
+
+async fn sign_ins_are_listed_and_filtered(app: TestApp) {
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
     finished_sign_in(
         &app,
@@ -1439,10 +1698,7 @@ async fn the_overview_draws_the_outcomes_as_an_svg(app: TestApp) {
 }
 
 async fn the_integration_page_is_filled_in_for_the_application(app: TestApp) {
-    let browser = Browser::signed_up(&app, JANE).await;
-    let created = browser
-        .create_app("Portal", "https://portal.example.com/eauth")
-        .await;
+    let (browser, created) = Browser::with_portal(&app, JANE).await;
     let page = browser.app_page(&created, "integration").await;
     assert_eq!(page.status, StatusCode::OK);
     let toggle = page.code("snippet-enable").expect("mfa/toggle example");

@@ -49,9 +49,9 @@ fn now() -> i64 {
 }
 
 /// The eAuthenticator app as the tests drive it: a key, and the id it was registered under.
-struct App {
+pub struct App {
     key: DeviceKey,
-    id: Option<DeviceId>,
+    pub id: Option<DeviceId>,
     client: reqwest::Client,
     base_url: String,
 }
@@ -143,14 +143,14 @@ impl App {
     }
 
     /// A registered app for `email`, with the current code (which is then used up).
-    async fn registered(app: &TestApp, portal: &TestApplication, email: &str) -> Self {
+    pub async fn registered(app: &TestApp, portal: &TestApplication, email: &str) -> Self {
         let mut device = Self::new(app);
         let answer = device.register(portal, email, &code_at(0)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
         device
     }
 
-    async fn signins(&self, wait: Option<u64>) -> Answer {
+    pub async fn signins(&self, wait: Option<u64>) -> Answer {
         let path = match wait {
             Some(seconds) => format!("/app-api/v1/signins?wait={seconds}"),
             None => "/app-api/v1/signins".to_owned(),
