@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use eauth_core::{SessionStatus, callback};
-use eauth_store::{Callback, DeliveryResult};
+use eauth_store::{Application, Callback, DeliveryResult};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// How long one delivery may take (the 5 s), and how long a claim holds beyond it.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-const LEASE_SECS: i64 = 15;
+pub(crate) const LEASE_SECS: i64 = 15;
 /// How often the loop looks for expired sessions and due callbacks written by other processes.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -104,9 +104,54 @@ pub async fn deliver_now(state: &AppState, id: Uuid) -> anyhow::Result<Delivery>
     }
 }
 
+/// Delivers a callback that the caller holds already (written claimed with its session, see
+/// `Store::attempt`) to `application`, whose callback it is. The result is recorded in the
+/// background: whoever waits for the backend to be told need not wait for that write too,
+/// and until it is written the claim keeps other workers off.
+#[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
+pub async fn deliver_claimed(
+    state: &AppState,
+    callback: Callback,
+    application: &Application,
+) -> DeliveryResult {
+    let now = state.clock.now();
+    let result = result_of(
+        &callback,
+        send(state, application, &callback, now).await,
+        now,
+    );
+    let recording = (state.clone(), result.clone());
+    tokio::spawn(async move {
+        let (state, result) = recording;
+        if let Err(error) = state
+            .store
+            .record_delivery(callback.id, &result, state.clock.now())
+            .await
+        {
+            // The claim runs out and the worker attempts it again: at least once, still.
+            tracing::error!(error = ?error, "cannot record a callback delivery");
+        }
+    });
+    result
+}
+
 #[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
 async fn attempt(state: &AppState, callback: Callback, now: i64) -> anyhow::Result<DeliveryResult> {
-    let outcome = send(state, &callback, now).await;
+    let outcome = match state.store.application(callback.client_id).await {
+        Ok(Some(application)) => send(state, &application, &callback, now).await,
+        Ok(None) => Err("the application no longer exists".to_owned()),
+        Err(error) => Err(format!("cannot load the application: {error}")),
+    };
+    let result = result_of(&callback, outcome, now);
+    state
+        .store
+        .record_delivery(callback.id, &result, state.clock.now())
+        .await?;
+    Ok(result)
+}
+
+/// What an attempt's outcome means for the callback, logged.
+fn result_of(callback: &Callback, outcome: Result<(), String>, now: i64) -> DeliveryResult {
     let result = match outcome {
         Ok(()) => DeliveryResult::Delivered,
         Err(error) if now - callback.created_at >= callback::RETRY_FOR_SECS => {
@@ -129,21 +174,16 @@ async fn attempt(state: &AppState, callback: Callback, now: i64) -> anyhow::Resu
             tracing::error!(%error, "callback failed for a day; given up")
         }
     }
-    state
-        .store
-        .record_delivery(callback.id, &result, state.clock.now())
-        .await?;
-    Ok(result)
+    result
 }
 
 /// Sends the signed GET; `Err` carries the reason in words for the log and the console.
-async fn send(state: &AppState, callback: &Callback, now: i64) -> Result<(), String> {
-    let application = state
-        .store
-        .application(callback.client_id)
-        .await
-        .map_err(|e| format!("cannot load the application: {e}"))?
-        .ok_or("the application no longer exists")?;
+async fn send(
+    state: &AppState,
+    application: &Application,
+    callback: &Callback,
+    now: i64,
+) -> Result<(), String> {
     let secret = state
         .vault
         .open_callback_secret(callback.client_id, &application.sealed_callback_secret)

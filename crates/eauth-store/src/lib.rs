@@ -6,12 +6,13 @@
 //! compiled against each driver by [`on_pool!`]. Only the migrations differ (column types).
 //! The store persists what it is given: secrets arrive sealed, keys arrive hashed.
 
+mod batch;
 mod group_commit;
 mod records;
 
 use std::{str::FromStr, time::Duration};
 
-use eauth_core::{ApiKeyHash, ClientId, Email, SessionStatus, signin::Verdict};
+use eauth_core::{ApiKeyHash, ClientId, Email, SessionStatus};
 use sqlx::{
     PgPool, SqlitePool,
     postgres::PgPoolOptions,
@@ -174,8 +175,40 @@ fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) 
         .join(", ")
 }
 
+/// Inserts the callbacks `$callbacks` (`(Callback, lease)` pairs, see [`Callback::new`])
+/// inside the transaction `$tx`, many to a statement.
+macro_rules! insert_callbacks_in {
+    ($tx:expr, $callbacks:expr) => {{
+        let callbacks: &[($crate::Callback, Option<i64>)] = &$callbacks;
+        for chunk in callbacks.chunks(500) {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
+                     attempts, next_attempt_at, lease_until, created_at)
+                 VALUES {}",
+                $crate::placeholder_rows(chunk.len(), 8, |n| format!(
+                    "(${}, ${}, ${}, ${}, ${}, 'PENDING', ${}, ${}, ${}, ${})",
+                    n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 6
+                ))
+            ));
+            let mut query = sqlx::query(sql).persistent(chunk.len() == 1);
+            for (callback, lease) in chunk {
+                query = query
+                    .bind(callback.id.to_string())
+                    .bind(callback.session_id.to_string())
+                    .bind(callback.client_id.to_string())
+                    .bind(callback.approved)
+                    .bind(callback.session_token.clone())
+                    .bind(i32::try_from(callback.attempts).unwrap_or(i32::MAX))
+                    .bind(callback.created_at)
+                    .bind(*lease);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 /// Finishes a pending session and writes its callback inside the transaction `$tx`;
-/// evaluates to whether the session was pending.
+/// evaluates to the callback, if the session was pending.
 macro_rules! finish_in {
     ($tx:expr, $session:expr, $status:expr, $now:expr, $token:expr) => {{
         let finished = sqlx::query(
@@ -189,21 +222,14 @@ macro_rules! finish_in {
         .rows_affected()
             == 1;
         if finished {
-            sqlx::query(
-                "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
-                     attempts, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'PENDING', 0, $6, $6)",
-            )
-            .bind(Uuid::new_v4().to_string())
-            .bind($session.id.to_string())
-            .bind($session.client_id.to_string())
-            .bind($status == SessionStatus::Approved)
-            .bind($token)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
+            let mut finished = $session.clone();
+            finished.status = $status;
+            let callback = $crate::Callback::new(&finished, $token.to_string(), $now, None);
+            insert_callbacks_in!($tx, [(callback.clone(), None)]);
+            Some(callback)
+        } else {
+            None
         }
-        finished
     }};
 }
 
@@ -271,8 +297,11 @@ macro_rules! finish_noted_in {
 }
 
 // After the macros, which they use.
+mod attempts;
 mod devices;
 mod new_sessions;
+
+pub use attempts::{Attempt, Judge};
 
 pub use devices::{Device, PendingSignin, PushAttempt, Registration};
 
@@ -297,29 +326,18 @@ fn settings_json(app: &Application) -> (String, String) {
     (ips, redirects)
 }
 
-/// What [`Store::attempt`] found and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// No session has this id.
-    UnknownSession,
-    /// The session is finished or past its lifetime; nothing was judged.
-    NotPending(Session),
-    /// The user is no longer enrolled; nothing was judged.
-    NotEnrolled,
-    /// The verdict, already applied: the session as it now stands.
-    Judged {
-        /// What the rules decided.
-        verdict: Verdict,
-        /// The session after the attempt.
-        session: Session,
-    },
-}
-
 /// The service's database.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    new_sessions: std::sync::Arc<new_sessions::NewSessions>,
+    batches: Batches,
+}
+
+/// The batched writes (see [`batch`]), shared by every clone of a store.
+#[derive(Clone, Default)]
+struct Batches {
+    sessions: std::sync::Arc<batch::Batcher<Session, bool>>,
+    attempts: std::sync::Arc<batch::Batcher<attempts::Call, Attempt>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -343,7 +361,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Statement journals of multi-row writes in memory, not in temporary files
+                // opened and deleted for each.
+                .pragma("temp_store", "memory");
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .connect_with(options.clone())
@@ -364,7 +385,7 @@ impl Store {
         };
         Ok(Self {
             pool,
-            new_sessions: Default::default(),
+            batches: Batches::default(),
         })
     }
 
@@ -652,7 +673,7 @@ impl Store {
         session_token: &str,
     ) -> Result<bool> {
         let (session, session_token) = (session.clone(), session_token.to_owned());
-        write_in!(self, conn => Ok(finish_in!(conn, session, status, now, session_token)))
+        write_in!(self, conn => Ok(finish_in!(conn, session, status, now, session_token).is_some()))
     }
 
     /// Pending sessions whose lifetime ended at or before `now`, oldest first.
@@ -693,56 +714,6 @@ impl Store {
                 lock
             )),
         }
-    }
-
-    /// One code attempt on a session. With the session's and the enrollment's rows locked
-    /// (`BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), `judge` rules on the stored
-    /// state, and its verdict is applied in the same transaction: the step marked used, failures
-    /// counted, the enrollment locked, the session finished with its callback. Concurrent
-    /// attempts, from any process, are judged one after the other.
-    pub async fn attempt(
-        &self,
-        session_id: Uuid,
-        now: i64,
-        session_token: &str,
-        judge: impl FnOnce(&Session, &Enrollment) -> Result<Verdict, eauth_core::VaultError>
-        + Send
-        + 'static,
-    ) -> Result<Attempt> {
-        let locks = self.row_locks();
-        let session_token = session_token.to_owned();
-        write_in!(self, tx => {
-            let row: Option<SessionRow> =
-                sqlx::query_as(locks.session).bind(session_id.to_string()).fetch_optional(&mut *tx).await?;
-            let Some(mut session) = row.map(Session::try_from).transpose()? else {
-                return Ok(Attempt::UnknownSession);
-            };
-            if session.status != SessionStatus::Pending || session.expires_at <= now {
-                return Ok(Attempt::NotPending(session));
-            }
-            let Some(enrollment) = locked_enrollment_in!(tx, locks, session.client_id, session.email) else {
-                return Ok(Attempt::NotEnrolled);
-            };
-            let verdict = judge(&session, &enrollment).map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
-            judge_enrollment_in!(tx, session.client_id, session.email, verdict, now);
-            let finish_as = match verdict {
-                Verdict::Approved { .. } => Some(SessionStatus::Approved),
-                Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
-                    sqlx::query("UPDATE sessions SET failed_attempts = failed_attempts + 1 WHERE id = $1")
-                        .bind(session.id.to_string())
-                        .execute(&mut *tx).await?;
-                    session.failed_attempts += 1;
-                    (matches!(verdict, Verdict::Exhausted { .. }) || locked).then_some(SessionStatus::Rejected)
-                }
-                // A locked enrollment cannot finish this sign-in any other way.
-                Verdict::Locked => Some(SessionStatus::Rejected),
-                Verdict::Throttled { .. } => None,
-            };
-            if let Some(status) = finish_as {
-                finish_noted_in!(tx, session, status, now, session_token);
-            }
-            Ok(Attempt::Judged { verdict, session })
-        })
     }
 
     /// Claims the callback that is due soonest (at or before `now`) for delivery until

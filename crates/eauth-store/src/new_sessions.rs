@@ -1,11 +1,8 @@
-//! New sessions, inserted many to one statement: `session-token` is the busiest write of the
-//! service (every sign-in of every portal), and one multi-row `INSERT ... SELECT` costs about
-//! what one single-row insert does. Sessions that arrive while the previous statement is being
-//! written wait for the next one, so batches grow with the load and there is no timer.
+//! New sessions, inserted many to one statement (see [`crate::batch`]): `session-token` is
+//! the busiest write of the service, every sign-in of every portal.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::collections::HashSet;
 
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::{Pool, Result, Session, Store, StoreError, placeholder_rows};
@@ -13,82 +10,32 @@ use crate::{Pool, Result, Session, Store, StoreError, placeholder_rows};
 /// Rows per statement: 5 parameters each, far below both drivers' limits.
 const SESSIONS_PER_STATEMENT: usize = 500;
 
-/// A session waiting for its statement, and who waits for it.
-type Waiting = (Session, oneshot::Sender<Result<bool>>);
-
-/// The sessions waiting to be inserted, and whether a task is inserting.
-#[derive(Default)]
-pub(crate) struct NewSessions(Mutex<Queue>);
-
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Waiting>,
-    inserting: bool,
-}
-
-impl NewSessions {
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        // Only pushes and swaps happen under the lock: nothing can panic there.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
 impl Store {
     /// Records a new pending session, in the same statement that checks the user is enrolled
     /// and not locked, so that a concurrent DISABLE cannot slip between check and insert.
-    /// `false` (nothing written) if the user has no usable enrollment. Concurrent calls share
-    /// statements and commits (see the module's documentation); each returns once its session
-    /// is durable.
+    /// `false` (nothing written) if the user has no usable enrollment. Returns once the
+    /// session is durable.
     pub async fn insert_session_if_enrolled(&self, session: &Session) -> Result<bool> {
-        let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut queue = self.new_sessions.queue();
-            queue.waiting.push((session.clone(), tx));
-            !std::mem::replace(&mut queue.inserting, true)
-        };
-        if start {
-            // On a task of its own: the caller's request may be cancelled, the others' not.
-            let store = self.clone();
-            tokio::spawn(async move { store.insert_waiting_sessions().await });
-        }
-        rx.await
-            .map_err(|_| StoreError::Database("the session insert was abandoned".into()))?
-    }
-
-    /// Inserts what is waiting, then what arrived meanwhile, until nothing is left.
-    async fn insert_waiting_sessions(&self) {
-        loop {
-            let batch = {
-                let mut queue = self.new_sessions.queue();
-                if queue.waiting.is_empty() {
-                    queue.inserting = false;
-                    return;
+        let store = self.clone();
+        self.batches
+            .sessions
+            .call(session.clone(), move |sessions| {
+                let store = store.clone();
+                async move {
+                    let inserted = store.insert_sessions(&sessions).await?;
+                    Ok(sessions
+                        .iter()
+                        .map(|s| Ok(inserted.contains(&s.id)))
+                        .collect())
                 }
-                std::mem::take(&mut queue.waiting)
-            };
-            let (sessions, waiters): (Vec<Session>, Vec<_>) = batch.into_iter().unzip();
-            match self.insert_sessions(sessions.clone()).await {
-                Ok(inserted) => {
-                    for (session, waiter) in sessions.iter().zip(waiters) {
-                        let _ = waiter.send(Ok(inserted.contains(&session.id)));
-                    }
-                }
-                Err(error) => {
-                    let message = error.to_string();
-                    tracing::error!(error = %message, "cannot insert sessions");
-                    for waiter in waiters {
-                        let _ = waiter.send(Err(StoreError::Database(message.clone().into())));
-                    }
-                }
-            }
-        }
+            })
+            .await
     }
 
     /// Inserts those of `sessions` whose users are enrolled and not locked, in one write;
     /// returns the ids inserted.
-    async fn insert_sessions(&self, sessions: Vec<Session>) -> Result<HashSet<Uuid>> {
+    async fn insert_sessions(&self, sessions: &[Session]) -> Result<HashSet<Uuid>> {
+        let sessions = sessions.to_vec();
         let ids: Vec<String> = write_in!(self, conn => {
             let mut inserted = Vec::with_capacity(sessions.len());
             for chunk in sessions.chunks(SESSIONS_PER_STATEMENT) {

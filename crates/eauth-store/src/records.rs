@@ -5,14 +5,15 @@
 
 use eauth_core::{
     Algorithm, ApiKeyHash, ApplicationName, CallbackUrl, ClientId, Email, IpAllowList, MatchNumber,
-    RedirectUri, SessionClaims, SessionStatus, TotpParams, signin::AttemptState,
+    RedirectUri, SessionClaims, SessionStatus, TotpParams,
+    signin::{AttemptState, Verdict},
 };
 use uuid::Uuid;
 
 use crate::StoreError;
 
 /// A registered application.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Application {
     /// Its id.
     pub client_id: ClientId,
@@ -127,6 +128,29 @@ pub struct Enrollment {
 }
 
 impl Enrollment {
+    /// Applies what a code's verdict does to the enrollment at `now`: a right code marks its
+    /// step used and clears the failures; a wrong one counts a failure and may lock it.
+    /// Returns whether anything changed.
+    pub(crate) fn apply(&mut self, verdict: Verdict, now: i64) -> bool {
+        match verdict {
+            Verdict::Approved { step } => {
+                self.last_used_step = Some(step);
+                self.consecutive_failures = 0;
+                self.last_failure_at = None;
+                true
+            }
+            Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
+                self.consecutive_failures += 1;
+                self.last_failure_at = Some(now);
+                if locked {
+                    self.locked_at = Some(now);
+                }
+                true
+            }
+            Verdict::Throttled { .. } | Verdict::Locked => false,
+        }
+    }
+
     /// What the attempt rules need, with the session's own failures.
     pub fn attempt_state(&self, session_failures: u32) -> AttemptState {
         AttemptState {
@@ -210,6 +234,23 @@ pub struct Session {
 }
 
 impl Session {
+    /// Counts a code's verdict against the session: a wrong code is one failed attempt.
+    /// Returns how the verdict ends the session, if it does.
+    pub(crate) fn apply(&mut self, verdict: Verdict) -> Option<SessionStatus> {
+        if verdict.is_failure() {
+            self.failed_attempts += 1;
+        }
+        match verdict {
+            Verdict::Approved { .. } => Some(SessionStatus::Approved),
+            Verdict::Exhausted { .. } | Verdict::Wrong { locked: true, .. } => {
+                Some(SessionStatus::Rejected)
+            }
+            // A locked enrollment cannot finish this sign-in any other way.
+            Verdict::Locked => Some(SessionStatus::Rejected),
+            Verdict::Wrong { locked: false, .. } | Verdict::Throttled { .. } => None,
+        }
+    }
+
     /// A new pending session.
     pub fn pending(
         id: Uuid,
@@ -366,6 +407,33 @@ pub struct Callback {
     pub created_at: i64,
     /// Unix seconds.
     pub delivered_at: Option<i64>,
+}
+
+impl Callback {
+    /// The callback of `session`, which has just finished, due at `now`. With a `lease`
+    /// (Unix seconds) it is written claimed by its writer until then, that first attempt
+    /// counted.
+    pub(crate) fn new(
+        session: &Session,
+        session_token: String,
+        now: i64,
+        lease: Option<i64>,
+    ) -> Self {
+        Self {
+            // Time-ordered: the outbox's index grows at its end.
+            id: Uuid::now_v7(),
+            session_id: session.id,
+            client_id: session.client_id,
+            approved: session.status == SessionStatus::Approved,
+            session_token,
+            status: CallbackStatus::Pending,
+            attempts: u32::from(lease.is_some()),
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+            delivered_at: None,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -9,9 +9,9 @@ use eauth_core::{
     signin::Verdict,
 };
 use eauth_store::{
-    Application, Attempt, CallbackStatus, DeliveryResult, Device, NewAuditEntry, NewEnrollment,
-    PageRequest, PushAttempt, Registration, Session, SessionCutoffs, SessionFilter, Store,
-    StoreError, StoredSessionKey,
+    Application, Attempt, CallbackStatus, DeliveryResult, Device, Enrollment, NewAuditEntry,
+    NewEnrollment, PageRequest, PushAttempt, Registration, Session, SessionCutoffs, SessionFilter,
+    Store, StoreError, StoredSessionKey,
     testing::{Backend, TestDatabase},
 };
 use uuid::Uuid;
@@ -45,6 +45,9 @@ contract!(
     wrong_attempts_count_and_the_last_one_rejects_the_session,
     a_throttled_attempt_writes_nothing,
     attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged,
+    concurrent_attempts_are_judged_one_after_the_other,
+    an_attempt_that_cannot_be_judged_changes_nothing_and_fails_alone,
+    an_approvals_callback_is_written_claimed_by_its_approver,
     a_due_callback_is_claimed_by_one_worker_until_its_lease_ends,
     delivery_results_are_recorded,
     expired_pending_sessions_are_found_oldest_first,
@@ -382,7 +385,7 @@ async fn concurrent_sessions_are_each_recorded_or_refused_on_their_own(store: St
             );
             judged(
                 store
-                    .attempt(locking.id, NOW, "tok", move |_, _| {
+                    .attempt(locking.id, NOW, "tok", 0, move |_, _| {
                         Ok(Verdict::Exhausted { locked: true })
                     })
                     .await
@@ -438,9 +441,195 @@ async fn pending_session(store: &Store) -> Session {
 
 fn judged(attempt: Attempt) -> (Verdict, Session) {
     match attempt {
-        Attempt::Judged { verdict, session } => (verdict, session),
+        Attempt::Judged {
+            verdict, session, ..
+        } => (verdict, session),
         other => panic!("expected a verdict, got {other:?}"),
     }
+}
+
+/// The TOTP rule in miniature: step 7's code is right until step 7 is used.
+fn step_seven(_: &Session, enrollment: &Enrollment) -> Result<Verdict, eauth_core::VaultError> {
+    Ok(if enrollment.last_used_step.is_some_and(|step| step >= 7) {
+        Verdict::Wrong {
+            reason: CodeRejected::Replayed,
+            attempts_left: 4,
+            locked: false,
+        }
+    } else {
+        Verdict::Approved { step: 7 }
+    })
+}
+
+/// Attempts that arrive together are written together (one batch), but each must be judged
+/// on what the ones before it did: one approval per session, one use per code.
+async fn concurrent_attempts_are_judged_one_after_the_other(store: Store) {
+    let first = pending_session(&store).await;
+    // A second sign-in of the same user, racing with the first with the same code.
+    let second = session(first.client_id, &first.email);
+    assert!(
+        store
+            .insert_session_if_enrolled(&second)
+            .await
+            .expect("insert")
+    );
+    let attempts: Vec<_> = [first.id, first.id, second.id, first.id, second.id]
+        .into_iter()
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move { store.attempt(id, NOW, "tok", NOW + 15, step_seven).await })
+        })
+        .collect();
+    let mut approved = 0;
+    let mut replayed = 0;
+    for attempt in attempts {
+        match attempt.await.expect("join").expect("attempt") {
+            Attempt::Judged {
+                verdict: Verdict::Approved { .. },
+                ..
+            } => approved += 1,
+            Attempt::Judged {
+                verdict:
+                    Verdict::Wrong {
+                        reason: CodeRejected::Replayed,
+                        ..
+                    },
+                ..
+            } => replayed += 1,
+            Attempt::NotPending(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(approved, 1, "one code, one approval");
+    assert!(replayed >= 1, "the other session saw the step used");
+    let statuses = [
+        store
+            .session(first.id)
+            .await
+            .expect("read")
+            .expect("first")
+            .status,
+        store
+            .session(second.id)
+            .await
+            .expect("read")
+            .expect("second")
+            .status,
+    ];
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == SessionStatus::Approved)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    let enrollment = store
+        .enrollment(first.client_id, &first.email)
+        .await
+        .expect("read")
+        .expect("enrolled");
+    assert_eq!(enrollment.last_used_step, Some(7));
+    assert!(enrollment.consecutive_failures >= 1, "the replay counted");
+}
+
+async fn an_attempt_that_cannot_be_judged_changes_nothing_and_fails_alone(store: Store) {
+    let broken = pending_session(&store).await;
+    let fine = session(
+        broken.client_id,
+        &Email::parse("john@example.com").expect("email"),
+    );
+    store
+        .upsert_enrollment(&enrollment(fine.client_id, &fine.email, 2, 6), NOW)
+        .await
+        .expect("enable");
+    assert!(
+        store
+            .insert_session_if_enrolled(&fine)
+            .await
+            .expect("insert")
+    );
+    let failing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .attempt(broken.id, NOW, "tok", NOW + 15, |_, _| {
+                    Err(eauth_core::VaultError)
+                })
+                .await
+        })
+    };
+    let passing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .attempt(fine.id, NOW, "tok", NOW + 15, step_seven)
+                .await
+        })
+    };
+    assert!(matches!(
+        failing.await.expect("join"),
+        Err(StoreError::Corrupt(_))
+    ));
+    judged(
+        passing
+            .await
+            .expect("join")
+            .expect("the other attempt is judged"),
+    );
+    let untouched = store
+        .session(broken.id)
+        .await
+        .expect("read")
+        .expect("session");
+    assert_eq!(
+        (untouched.status, untouched.failed_attempts),
+        (SessionStatus::Pending, 0)
+    );
+}
+
+async fn an_approvals_callback_is_written_claimed_by_its_approver(store: Store) {
+    let pending = pending_session(&store).await;
+    let Attempt::Judged {
+        callback: Some(callback),
+        ..
+    } = store
+        .attempt(pending.id, NOW, "tok", NOW + 15, step_seven)
+        .await
+        .expect("attempt")
+    else {
+        panic!("an approval returns its callback");
+    };
+    assert_eq!(
+        (callback.session_id, callback.approved, callback.attempts),
+        (pending.id, true, 1)
+    );
+    assert_eq!(
+        store.callback_of_session(pending.id).await.expect("read"),
+        Some(callback.clone())
+    );
+    // Nobody else attempts it while the approver holds it ...
+    assert!(
+        store
+            .claim_due_callback(NOW + 14, NOW + 30)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(
+        store
+            .claim_callback(callback.id, NOW + 14, NOW + 30)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    // ... and the worker does once the approver's claim runs out unrecorded.
+    let again = store
+        .claim_due_callback(NOW + 15, NOW + 30)
+        .await
+        .expect("claim")
+        .expect("due after the lease");
+    assert_eq!((again.id, again.attempts), (callback.id, 2));
 }
 
 async fn a_session_finishes_once_and_writes_its_callback(store: Store) {
@@ -483,7 +672,7 @@ async fn a_session_finishes_once_and_writes_its_callback(store: Store) {
 async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Store) {
     let pending = pending_session(&store).await;
     let failed = store
-        .attempt(pending.id, NOW, "tok", move |_, _| {
+        .attempt(pending.id, NOW, "tok", 0, move |_, _| {
             Ok(Verdict::Wrong {
                 reason: CodeRejected::Wrong,
                 attempts_left: 4,
@@ -496,7 +685,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
 
     let (verdict, approved) = judged(
         store
-            .attempt(pending.id, NOW + 1, "tok", move |session, enrollment| {
+            .attempt(pending.id, NOW + 1, "tok", 0, move |session, enrollment| {
                 assert_eq!(session.failed_attempts, 1);
                 assert_eq!(enrollment.consecutive_failures, 1);
                 assert_eq!(enrollment.last_used_step, None);
@@ -536,7 +725,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
         .await
         .expect("insert");
     store
-        .attempt(next.id, NOW + 2, "tok", move |_, enrollment| {
+        .attempt(next.id, NOW + 2, "tok", 0, move |_, enrollment| {
             assert_eq!(enrollment.last_used_step, Some(42));
             Ok(Verdict::Throttled { retry_at: NOW + 3 })
         })
@@ -552,7 +741,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
         locked: false,
     };
     store
-        .attempt(pending.id, NOW, "tok", move |_, _| Ok(wrong))
+        .attempt(pending.id, NOW, "tok", 0, move |_, _| Ok(wrong))
         .await
         .expect("attempt");
     assert!(
@@ -566,7 +755,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
 
     let (_, session) = judged(
         store
-            .attempt(pending.id, NOW + 1, "tok", move |_, _| {
+            .attempt(pending.id, NOW + 1, "tok", 0, move |_, _| {
                 Ok(Verdict::Exhausted { locked: true })
             })
             .await
@@ -626,7 +815,7 @@ async fn a_throttled_attempt_writes_nothing(store: Store) {
     let pending = pending_session(&store).await;
     let (_, session) = judged(
         store
-            .attempt(pending.id, NOW, "tok", move |_, _| {
+            .attempt(pending.id, NOW, "tok", 0, move |_, _| {
                 Ok(Verdict::Throttled { retry_at: NOW + 5 })
             })
             .await
@@ -651,7 +840,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
      -> Result<Verdict, eauth_core::VaultError> { panic!("must not be judged") };
     assert_eq!(
         store
-            .attempt(Uuid::new_v4(), NOW, "tok", never)
+            .attempt(Uuid::new_v4(), NOW, "tok", 0, never)
             .await
             .expect("attempt"),
         Attempt::UnknownSession
@@ -660,7 +849,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
     let pending = pending_session(&store).await;
     assert!(matches!(
         store
-            .attempt(pending.id, NOW + 120, "tok", never)
+            .attempt(pending.id, NOW + 120, "tok", 0, never)
             .await
             .expect("attempt"),
         Attempt::NotPending(_)
@@ -672,7 +861,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
         .expect("finish");
     assert!(matches!(
         store
-            .attempt(pending.id, NOW, "tok", never)
+            .attempt(pending.id, NOW, "tok", 0, never)
             .await
             .expect("attempt"),
         Attempt::NotPending(_)
@@ -689,7 +878,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
         .expect("disable");
     assert_eq!(
         store
-            .attempt(other.id, NOW, "tok", never)
+            .attempt(other.id, NOW, "tok", 0, never)
             .await
             .expect("attempt"),
         Attempt::NotEnrolled
@@ -1343,7 +1532,7 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
 async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failures(store: Store) {
     let (pending, device) = session_with_device(&store).await;
     store
-        .attempt(pending.id, NOW, "tok", move |_, _| {
+        .attempt(pending.id, NOW, "tok", 0, move |_, _| {
             Ok(Verdict::Wrong {
                 reason: CodeRejected::Wrong,
                 attempts_left: 4,
@@ -1831,7 +2020,7 @@ async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
         .await
         .expect("session");
     store
-        .attempt(locked.id, NOW + 95, "tok", move |_, _| {
+        .attempt(locked.id, NOW + 95, "tok", 0, move |_, _| {
             Ok(Verdict::Exhausted { locked: true })
         })
         .await
@@ -2232,7 +2421,7 @@ async fn many_users_are_enrolled_at_once_as_one_by_one(store: Store) {
     };
     judged(
         store
-            .attempt(pending.id, NOW, "tok", move |_, _| {
+            .attempt(pending.id, NOW, "tok", 0, move |_, _| {
                 Ok(Verdict::Approved { step: 7 })
             })
             .await

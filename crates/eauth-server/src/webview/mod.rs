@@ -23,7 +23,7 @@ use eauth_core::{
     signin::{self, Verdict},
     totp::CodeRejected,
 };
-use eauth_store::{Application, Attempt, Enrollment, Session};
+use eauth_store::{Application, Attempt, Callback, Enrollment, Session};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -662,6 +662,7 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
             ctx.claims.id,
             now,
             &ctx.token,
+            now + worker::LEASE_SECS,
             move |session, enrollment| {
                 judge_code(
                     &judging.vault,
@@ -673,8 +674,13 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
             },
         )
         .await?;
-    let (verdict, session) = match attempt {
-        Attempt::Judged { verdict, session } => (verdict, session),
+    let (verdict, session, digits, callback) = match attempt {
+        Attempt::Judged {
+            verdict,
+            session,
+            digits,
+            callback,
+        } => (verdict, session, digits, callback),
         Attempt::UnknownSession => {
             return Ok(Next::Outcome(bad_link(
                 "This sign-in session does not exist.",
@@ -699,14 +705,6 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
             .await;
         }
     };
-    let digits = match state
-        .store
-        .enrollment(session.client_id, &session.email)
-        .await?
-    {
-        Some(enrollment) => enrollment.params.digits(),
-        None => 6,
-    };
     let retry = |message: String| {
         Next::Retry(Box::new(signin_page(
             state,
@@ -718,7 +716,13 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
         )))
     };
     Ok(match verdict {
-        Verdict::Approved { .. } => approved(state, ctx, &session).await?,
+        Verdict::Approved { .. } => {
+            tracing::info!(client_id = %session.client_id, "sign-in approved");
+            if let Some(callback) = callback {
+                deliver_before_the_browser(state, ctx, callback).await;
+            }
+            ctx.continue_to_portal()
+        }
         Verdict::Wrong {
             locked: false,
             reason,
@@ -761,11 +765,17 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
     })
 }
 
-/// A verified code: give the backend a head start on the result, then continue to the portal.
-async fn approved(state: &AppState, ctx: &Context, session: &Session) -> anyhow::Result<Next> {
-    tracing::info!(client_id = %session.client_id, "sign-in approved");
-    give_backend_head_start(state, session).await?;
-    Ok(ctx.continue_to_portal())
+/// Attempts the approval's callback, which this request holds, before the browser goes on
+/// (for at most [`CALLBACK_HEAD_START`]): the backend usually knows the result before the
+/// browser arrives (guide, Step 5.1). Past that the attempt goes on in the background, and the
+/// worker retries it if it fails.
+async fn deliver_before_the_browser(state: &AppState, ctx: &Context, callback: Callback) {
+    let (background, application) = (state.clone(), ctx.application.clone());
+    let delivery =
+        tokio::spawn(
+            async move { worker::deliver_claimed(&background, callback, &application).await },
+        );
+    let _ = tokio::time::timeout(CALLBACK_HEAD_START, delivery).await;
 }
 
 /// Waits until the first attempt to deliver the approved session's callback is over, or

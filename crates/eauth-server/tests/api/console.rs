@@ -288,7 +288,7 @@ async fn finished_sign_in(
         .as_secs();
     let now = i64::try_from(now).expect("now");
     app.store
-        .attempt(token_id(&token), now, &token, move |_, _| Ok(verdict))
+        .attempt(token_id(&token), now, &token, 0, move |_, _| Ok(verdict))
         .await
         .expect("attempt");
     token

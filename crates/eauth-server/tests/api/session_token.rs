@@ -366,6 +366,7 @@ async fn a_locked_user_gets_mfa_locked_until_enabled_again(app: TestApp) {
             id,
             claims["iat"].as_i64().expect("iat"),
             &token,
+            0,
             move |_, _| Ok(locking),
         )
         .await

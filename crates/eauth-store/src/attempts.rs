@@ -1,0 +1,239 @@
+//! Code attempts on the sign-in page, judged many at a time (see [`crate::batch`]): a batch
+//! reads its sessions and their enrollments with one locking statement each, judges every
+//! attempt in the order they came against what earlier attempts of the batch did, and writes
+//! the outcome with one statement per table. Five statements whatever the batch size, where
+//! one attempt at a time took five each.
+
+use std::collections::{HashMap, HashSet};
+
+use eauth_core::{ClientId, SessionStatus, VaultError, signin::Verdict};
+use uuid::Uuid;
+
+use crate::{
+    Callback, Enrollment, Pool, Result, Session, Store, StoreError, placeholder_rows,
+    records::{EnrollmentRow, SessionRow},
+};
+
+/// Rows per statement: at most 9 parameters each, far below both drivers' limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Rules on an attempt, given the session and the enrollment as they stand.
+pub type Judge = Box<dyn FnOnce(&Session, &Enrollment) -> Result<Verdict, VaultError> + Send>;
+
+/// What [`Store::attempt`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// No session has this id.
+    UnknownSession,
+    /// The session is finished or past its lifetime; nothing was judged.
+    NotPending(Session),
+    /// The user is no longer enrolled; nothing was judged.
+    NotEnrolled,
+    /// The verdict, already applied: the session as it now stands.
+    Judged {
+        /// What the rules decided.
+        verdict: Verdict,
+        /// The session after the attempt.
+        session: Session,
+        /// How many digits the user's codes have, for the page that asks again.
+        digits: u8,
+        /// An approval's callback, written claimed by the caller (see [`Store::attempt`]).
+        callback: Option<Callback>,
+    },
+}
+
+/// One attempt waiting for its batch.
+pub(crate) struct Call {
+    session_id: Uuid,
+    now: i64,
+    session_token: String,
+    lease_until: i64,
+    judge: Judge,
+}
+
+type EnrollmentKey = (ClientId, String);
+
+impl Store {
+    /// One code attempt on a session. With the session's and the enrollment's rows locked
+    /// (the writer's `BEGIN IMMEDIATE` on SQLite, `FOR UPDATE` on PostgreSQL), `judge` rules
+    /// on the stored state, and its verdict is applied in the same transaction: the step
+    /// marked used, failures counted, the enrollment locked, the session finished with its
+    /// callback. Concurrent attempts, from any process, are judged one after the other.
+    ///
+    /// An approval's callback is written already claimed until `lease_until`, its first
+    /// delivery attempt counted, and returned: the caller delivers it at once (the backend
+    /// should know before the browser arrives), and the worker only if the lease runs out.
+    pub async fn attempt(
+        &self,
+        session_id: Uuid,
+        now: i64,
+        session_token: &str,
+        lease_until: i64,
+        judge: impl FnOnce(&Session, &Enrollment) -> Result<Verdict, VaultError> + Send + 'static,
+    ) -> Result<Attempt> {
+        let call = Call {
+            session_id,
+            now,
+            session_token: session_token.to_owned(),
+            lease_until,
+            judge: Box::new(judge),
+        };
+        let store = self.clone();
+        self.batches
+            .attempts
+            .call(call, move |calls| {
+                let store = store.clone();
+                async move { store.attempts(calls).await }
+            })
+            .await
+    }
+
+    /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
+    /// secret that cannot be opened) is its own and changes nothing.
+    async fn attempts(&self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
+        let lock = self.row_locks().lock;
+        write_in!(self, tx => {
+            let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            // Sorted, so that batches of several processes lock rows in the same order.
+            let sql = sqlx::AssertSqlSafe(format!(
+                concat!("SELECT ", session_columns!(), " FROM sessions WHERE id IN ({}) ORDER BY id{}"),
+                placeholder_rows(ids.len(), 1, |n| format!("${n}")),
+                lock
+            ));
+            let mut query = sqlx::query_as::<_, SessionRow>(sql).persistent(false);
+            for id in &ids {
+                query = query.bind(id);
+            }
+            let mut sessions = HashMap::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                let session = Session::try_from(row)?;
+                sessions.insert(session.id, session);
+            }
+
+            let mut keys: Vec<EnrollmentKey> = sessions
+                .values()
+                .map(|s| (s.client_id, s.email.as_str().to_owned()))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let mut enrollments: HashMap<EnrollmentKey, Enrollment> = HashMap::new();
+            if !keys.is_empty() {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    concat!(
+                        "SELECT ", enrollment_columns!(),
+                        " FROM enrollments WHERE (client_id, email) IN (VALUES {}) ORDER BY client_id, email{}"
+                    ),
+                    placeholder_rows(keys.len(), 2, |n| format!("(${}, ${})", n, n + 1)),
+                    lock
+                ));
+                let mut query = sqlx::query_as::<_, EnrollmentRow>(sql).persistent(false);
+                for (client_id, email) in &keys {
+                    query = query.bind(client_id.to_string()).bind(email);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    let enrollment = Enrollment::try_from(row)?;
+                    enrollments.insert((enrollment.client_id, enrollment.email.as_str().to_owned()), enrollment);
+                }
+            }
+
+            let mut changed_sessions = HashSet::new();
+            let mut changed_enrollments = HashSet::new();
+            let mut callbacks = Vec::new();
+            let results = calls
+                .into_iter()
+                .map(|call| {
+                    let Some(session) = sessions.get_mut(&call.session_id) else {
+                        return Ok(Attempt::UnknownSession);
+                    };
+                    if session.status != SessionStatus::Pending || session.expires_at <= call.now {
+                        return Ok(Attempt::NotPending(session.clone()));
+                    }
+                    let key = (session.client_id, session.email.as_str().to_owned());
+                    let Some(enrollment) = enrollments.get_mut(&key) else {
+                        return Ok(Attempt::NotEnrolled);
+                    };
+                    let verdict = (call.judge)(session, enrollment)
+                        .map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
+                    if enrollment.apply(verdict, call.now) {
+                        changed_enrollments.insert(key);
+                    }
+                    let finish_as = session.apply(verdict);
+                    let mut callback = None;
+                    if let Some(status) = finish_as {
+                        session.status = status;
+                        session.finished_at = Some(call.now);
+                        let lease = (status == SessionStatus::Approved).then_some(call.lease_until);
+                        let written = Callback::new(session, call.session_token, call.now, lease);
+                        callbacks.push((written.clone(), lease));
+                        callback = lease.map(|_| written);
+                    }
+                    if verdict.is_failure() || finish_as.is_some() {
+                        changed_sessions.insert(session.id);
+                    }
+                    Ok(Attempt::Judged {
+                        verdict,
+                        session: session.clone(),
+                        digits: enrollment.params.digits(),
+                        callback,
+                    })
+                })
+                .collect::<Vec<_>>();
+
+            let changed: Vec<&Enrollment> = changed_enrollments.iter().map(|key| &enrollments[key]).collect();
+            for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE enrollments SET last_used_step = v.column3, consecutive_failures = v.column4,
+                         last_failure_at = v.column5, locked_at = v.column6
+                     FROM (VALUES {}) AS v
+                     WHERE enrollments.client_id = v.column1 AND enrollments.email = v.column2",
+                    placeholder_rows(chunk.len(), 6, |n| {
+                        format!("(${}, ${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5)
+                    })
+                ));
+                let mut query = sqlx::query(sql).persistent(false);
+                for enrollment in chunk {
+                    let step = enrollment
+                        .last_used_step
+                        .map(i64::try_from)
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
+                    let failures = i32::try_from(enrollment.consecutive_failures)
+                        .map_err(|e| StoreError::Corrupt(format!("failures: {e}")))?;
+                    query = query
+                        .bind(enrollment.client_id.to_string())
+                        .bind(enrollment.email.as_str().to_owned())
+                        .bind(step)
+                        .bind(failures)
+                        .bind(enrollment.last_failure_at)
+                        .bind(enrollment.locked_at);
+                }
+                query.execute(&mut *tx).await?;
+            }
+
+            let changed: Vec<&Session> = changed_sessions.iter().map(|id| &sessions[id]).collect();
+            for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE sessions SET status = v.column2, finished_at = v.column3, failed_attempts = v.column4
+                     FROM (VALUES {}) AS v WHERE sessions.id = v.column1",
+                    placeholder_rows(chunk.len(), 4, |n| format!("(${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3))
+                ));
+                let mut query = sqlx::query(sql).persistent(false);
+                for session in chunk {
+                    let failures = i32::try_from(session.failed_attempts)
+                        .map_err(|e| StoreError::Corrupt(format!("failed attempts: {e}")))?;
+                    query = query
+                        .bind(session.id.to_string())
+                        .bind(session.status.as_str())
+                        .bind(session.finished_at)
+                        .bind(failures);
+                }
+                query.execute(&mut *tx).await?;
+            }
+
+            insert_callbacks_in!(tx, callbacks);
+            Ok(results)
+        })
+    }
+}
