@@ -1,13 +1,16 @@
-//! Concurrent calls of one kind, written together: the busiest writes of the service (new
-//! sessions, code attempts, callback results, page openings, enrollments) each have a
-//! [`Batcher`] that gathers the calls waiting for it and hands them to one function, which
-//! writes them all with a few multi-row statements in one write.
+//! Concurrent calls of one kind, done together: the busiest statements of the service (new
+//! sessions, code attempts, callback results, application lookups) each have a [`Batcher`]
+//! that gathers the calls waiting for it and hands them to one function, which serves them
+//! all with a few multi-row statements.
 //!
 //! A statement costs about as much as the round trip to the database's thread or process,
-//! whatever its row count, and on a busy machine that round trip dominates: the writer's
-//! transactions would otherwise be as long as their statement count. Calls that arrive while
-//! a batch is being written wait for the next one, so batches grow with the load, and there is
-//! no timer: an idle service writes a lone call at once.
+//! whatever its row count: on the development machine sqlx's SQLite driver does some 30 000
+//! primary-key reads a second on both cores, where SQLite itself does a million. Under load
+//! that round trip is most of a request's cost, and in the writer it would make transactions
+//! as long as their statement count. Calls that arrive while a batch is being served wait for
+//! the next one, so batches grow with the load; there is no timer, and an idle service serves
+//! a lone call at once. A read in a batch starts after its call was made, so it sees every
+//! write that committed before.
 
 use std::{
     future::Future,
@@ -21,15 +24,15 @@ use crate::{Result, StoreError};
 /// A call waiting for its batch, and who waits for its result.
 type Waiting<In, Out> = (In, oneshot::Sender<Result<Out>>);
 
-/// The calls of one kind waiting to be written.
+/// The calls of one kind waiting to be served.
 pub(crate) struct Batcher<In, Out> {
     queue: Mutex<Queue<In, Out>>,
 }
 
 struct Queue<In, Out> {
     waiting: Vec<Waiting<In, Out>>,
-    /// Whether a task is writing batches (and will take what waits).
-    writing: bool,
+    /// Whether a task is serving batches (and will take what waits).
+    serving: bool,
 }
 
 impl<In, Out> Default for Batcher<In, Out> {
@@ -37,7 +40,7 @@ impl<In, Out> Default for Batcher<In, Out> {
         Self {
             queue: Mutex::new(Queue {
                 waiting: Vec::new(),
-                writing: false,
+                serving: false,
             }),
         }
     }
@@ -51,11 +54,11 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Writes `call` with the others waiting: `write` gets the batch, in the order the calls
+    /// Serves `call` with the others waiting: `serve` gets the batch, in the order the calls
     /// came, and returns each call's result in that order (`Err` for all of them if the
-    /// whole write failed). Batches are written on a task of their own, so a caller
-    /// cancelled while it waits (its client went away) cancels nobody else's write.
-    pub(crate) async fn call<W, F>(self: &Arc<Self>, call: In, write: W) -> Result<Out>
+    /// whole batch failed). Batches are served on a task of their own, so a caller
+    /// cancelled while it waits (its client went away) cancels nobody else's call.
+    pub(crate) async fn call<W, F>(self: &Arc<Self>, call: In, serve: W) -> Result<Out>
     where
         W: Fn(Vec<In>) -> F + Send + 'static,
         F: Future<Output = Result<Vec<Result<Out>>>> + Send,
@@ -64,18 +67,18 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
         let start = {
             let mut queue = self.queue();
             queue.waiting.push((call, tx));
-            !std::mem::replace(&mut queue.writing, true)
+            !std::mem::replace(&mut queue.serving, true)
         };
         if start {
             let batcher = self.clone();
-            tokio::spawn(async move { batcher.write_waiting(write).await });
+            tokio::spawn(async move { batcher.serve_waiting(serve).await });
         }
         rx.await
-            .map_err(|_| StoreError::Database("the batched write was abandoned".into()))?
+            .map_err(|_| StoreError::Database("the batched call was abandoned".into()))?
     }
 
-    /// Writes what waits, then what arrived meanwhile, until nothing is left.
-    async fn write_waiting<W, F>(&self, write: W)
+    /// Serves what waits, then what arrived meanwhile, until nothing is left.
+    async fn serve_waiting<W, F>(&self, serve: W)
     where
         W: Fn(Vec<In>) -> F,
         F: Future<Output = Result<Vec<Result<Out>>>>,
@@ -84,13 +87,13 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
             let batch = {
                 let mut queue = self.queue();
                 if queue.waiting.is_empty() {
-                    queue.writing = false;
+                    queue.serving = false;
                     return;
                 }
                 std::mem::take(&mut queue.waiting)
             };
             let (calls, waiters): (Vec<In>, Vec<_>) = batch.into_iter().unzip();
-            match write(calls).await {
+            match serve(calls).await {
                 Ok(results) => {
                     debug_assert_eq!(results.len(), waiters.len(), "BUG: one result per call");
                     for (result, waiter) in results.into_iter().zip(waiters) {
@@ -99,7 +102,7 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
                 }
                 Err(error) => {
                     let message = error.to_string();
-                    tracing::error!(error = %message, "a batched write failed");
+                    tracing::error!(error = %message, "a batch of store calls failed");
                     for waiter in waiters {
                         let _ = waiter.send(Err(StoreError::Database(message.clone().into())));
                     }

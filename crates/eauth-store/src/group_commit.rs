@@ -23,7 +23,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use sqlx::{Connection, SqliteConnection, sqlite::SqliteConnectOptions};
+use sqlx::{Connection, SqliteConnection, SqlitePool, sqlite::SqliteConnectOptions};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
@@ -60,12 +60,16 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Opens the writing connection and starts its task, which ends when every handle is gone.
-    pub(crate) async fn start(options: &SqliteConnectOptions) -> Result<Self> {
-        let connection = SqliteConnection::connect_with(options).await?;
+    /// `readers` is the pool that checkpoints the WAL (see [`CHECKPOINT_EVERY`]).
+    pub(crate) async fn start(options: &SqliteConnectOptions, readers: SqlitePool) -> Result<Self> {
+        // The writer never checkpoints itself: a checkpoint inside a commit copies the WAL into
+        // the database and syncs it, holding every caller of that batch for tens of ms.
+        let options = options.clone().pragma("wal_autocheckpoint", "0");
+        let connection = SqliteConnection::connect_with(&options).await?;
         // Bounded, so that a stalled disk pushes back on callers instead of queueing forever;
         // requests are limited upstream, so this is rarely full.
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(connection, queue));
+        tokio::spawn(run(connection, queue, readers));
         Ok(Self { jobs })
     }
 
@@ -103,9 +107,30 @@ fn stopped() -> StoreError {
     StoreError::Database("the database writer is not running".into())
 }
 
+/// How often, at most, the WAL is checkpointed while there are writes: PASSIVE, beside the
+/// writer (which goes on writing meanwhile), so the WAL stays a second's writes long.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Copies what the WAL holds into the database, without waiting for anyone; one at a time.
+async fn checkpoint(readers: SqlitePool, running: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    if let Err(error) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(&readers)
+        .await
+    {
+        tracing::warn!(error = %error, "cannot checkpoint the WAL");
+    }
+    running.store(false, std::sync::atomic::Ordering::Release);
+}
+
 /// The writer's loop: a batch of whatever is waiting, then the next.
-async fn run(mut connection: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
+async fn run(
+    mut connection: SqliteConnection,
+    mut queue: mpsc::Receiver<Job>,
+    readers: SqlitePool,
+) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
+    let mut checkpointed = std::time::Instant::now();
+    let checkpointing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     while queue.recv_many(&mut waiting, MAX_BATCH).await > 0 {
         let mut jobs = std::mem::take(&mut waiting).into_iter();
         // A failed job's batch is rolled back; the jobs that had not run yet go on.
@@ -116,6 +141,12 @@ async fn run(mut connection: SqliteConnection, mut queue: mpsc::Receiver<Job>) {
             }
         }
         waiting = Vec::with_capacity(MAX_BATCH);
+        if checkpointed.elapsed() >= CHECKPOINT_EVERY
+            && !checkpointing.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            checkpointed = std::time::Instant::now();
+            tokio::spawn(checkpoint(readers.clone(), checkpointing.clone()));
+        }
     }
     let _ = connection.close().await;
 }
@@ -126,6 +157,7 @@ async fn commit_batch(
     connection: &mut SqliteConnection,
     jobs: &mut impl Iterator<Item = Job>,
 ) -> usize {
+    let started = std::time::Instant::now();
     if let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE")
         .execute(&mut *connection)
         .await
@@ -146,6 +178,7 @@ async fn commit_batch(
             break;
         }
     }
+    let ran = std::time::Instant::now();
     let outcome = if failed {
         Err("another write in its batch failed".to_owned())
     } else {
@@ -163,6 +196,12 @@ async fn commit_batch(
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
     }
     let count = replies.len();
+    tracing::debug!(
+        jobs = count,
+        run_us = (ran - started).as_micros() as u64,
+        commit_us = ran.elapsed().as_micros() as u64,
+        "write batch"
+    );
     let error = outcome.err();
     for reply in replies {
         reply(error.as_deref());
@@ -192,7 +231,11 @@ mod tests {
             .execute(&pool)
             .await
             .expect("create");
-        (Writer::start(&options).await.expect("writer"), pool, dir)
+        (
+            Writer::start(&options, pool.clone()).await.expect("writer"),
+            pool,
+            dir,
+        )
     }
 
     fn insert(writer: &Writer, v: i64) -> impl Future<Output = Result<()>> + use<> {

@@ -298,8 +298,9 @@ macro_rules! finish_noted_in {
 
 // After the macros, which they use.
 mod attempts;
+mod deliveries;
 mod devices;
-mod new_sessions;
+mod sessions;
 
 pub use attempts::{Attempt, Judge};
 
@@ -338,6 +339,11 @@ pub struct Store {
 struct Batches {
     sessions: std::sync::Arc<batch::Batcher<Session, bool>>,
     attempts: std::sync::Arc<batch::Batcher<attempts::Call, Attempt>>,
+    applications: std::sync::Arc<batch::Batcher<ClientId, Option<Application>>>,
+    page_opens: std::sync::Arc<batch::Batcher<sessions::PageOpen, ()>>,
+    deliveries: std::sync::Arc<batch::Batcher<deliveries::Recorded, ()>>,
+    enrollments: std::sync::Arc<batch::Batcher<(NewEnrollment, i64), ()>>,
+    unenrollments: std::sync::Arc<batch::Batcher<(ClientId, Email), bool>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -370,7 +376,7 @@ impl Store {
                 .connect_with(options.clone())
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            let writer = group_commit::Writer::start(&options).await?;
+            let writer = group_commit::Writer::start(&options, pool.clone()).await?;
             Pool::Sqlite(pool, writer)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -448,17 +454,56 @@ impl Store {
         Ok(())
     }
 
-    /// The application with this id.
+    /// The application with this id. Concurrent lookups share one statement (see [`batch`]).
     pub async fn application(&self, client_id: ClientId) -> Result<Option<Application>> {
-        let row: Option<ApplicationRow> = on_pool!(self, pool => sqlx::query_as(concat!(
-            "SELECT ",
-            application_columns!(),
-            " FROM applications WHERE client_id = $1"
-        ))
-        .bind(client_id.to_string())
-        .fetch_optional(pool)
-        .await?);
-        row.map(Application::try_from).transpose()
+        let store = self.clone();
+        self.batches
+            .applications
+            .call(client_id, move |ids| {
+                let store = store.clone();
+                async move { store.applications_by_id(&ids).await }
+            })
+            .await
+    }
+
+    /// The applications with these ids, in their order (`None` where there is none).
+    async fn applications_by_id(
+        &self,
+        ids: &[ClientId],
+    ) -> Result<Vec<Result<Option<Application>>>> {
+        let mut distinct: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let sql = sqlx::AssertSqlSafe(format!(
+            concat!(
+                "SELECT ",
+                application_columns!(),
+                " FROM applications WHERE client_id IN ({})"
+            ),
+            placeholder_rows(distinct.len(), 1, |n| format!("${n}"))
+        ));
+        let rows: Vec<ApplicationRow> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as(sql).persistent(distinct.len() == 1);
+            for id in &distinct {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await?
+        });
+        let found: std::collections::HashMap<String, Result<Application, String>> = rows
+            .into_iter()
+            .map(|row| {
+                let id = row.client_id.clone();
+                (id, Application::try_from(row).map_err(|e| e.to_string()))
+            })
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|id| match found.get(&id.to_string()) {
+                None => Ok(None),
+                Some(Ok(application)) => Ok(Some(application.clone())),
+                Some(Err(error)) => Err(StoreError::Corrupt(error.clone())),
+            })
+            .collect())
     }
 
     /// Every application, oldest first.
@@ -515,31 +560,21 @@ impl Store {
 
     /// Stores a user's TOTP enrollment, replacing any earlier one together with its replay,
     /// failure and lock state (a new secret starts a new history) and its devices (which
-    /// proved only the old secret), in one transaction.
+    /// proved only the old secret), in one transaction. Concurrent calls share statements
+    /// (see [`batch`]).
     pub async fn upsert_enrollment(&self, enrollment: &NewEnrollment, now: i64) -> Result<()> {
-        let enrollment = enrollment.clone();
-        write_in!(self, conn => {
-            sqlx::query(concat!(
-                enrollment_insert!(),
-                " VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, NULL, $7) ",
-                enrollment_replace!()
-            ))
-            .bind(enrollment.client_id.to_string())
-            .bind(enrollment.email.as_str())
-            .bind(&enrollment.sealed_secret)
-            .bind(enrollment.params.algorithm().as_str())
-            .bind(i32::from(enrollment.params.digits()))
-            .bind(i32::from(enrollment.params.period()))
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query("DELETE FROM devices WHERE client_id = $1 AND email = $2")
-                .bind(enrollment.client_id.to_string())
-                .bind(enrollment.email.as_str())
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
+        let store = self.clone();
+        self.batches
+            .enrollments
+            .call((enrollment.clone(), now), move |batch| {
+                let store = store.clone();
+                async move {
+                    let count = batch.len();
+                    store.upsert_enrollment_rows(batch).await?;
+                    Ok((0..count).map(|_| Ok(())).collect())
+                }
+            })
+            .await
     }
 
     /// Stores many enrollments at once, each as [`upsert_enrollment`](Self::upsert_enrollment)
@@ -547,13 +582,18 @@ impl Store {
     /// loading a million users takes seconds instead of a million commits. When a user appears
     /// more than once, the last one wins, as it would one by one.
     pub async fn upsert_enrollments(&self, enrollments: &[NewEnrollment], now: i64) -> Result<()> {
+        self.upsert_enrollment_rows(enrollments.iter().map(|e| (e.clone(), now)).collect())
+            .await
+    }
+
+    /// [`upsert_enrollments`](Self::upsert_enrollments), each enabled at its own time.
+    async fn upsert_enrollment_rows(&self, enrollments: Vec<(NewEnrollment, i64)>) -> Result<()> {
         // One statement may not touch a row twice (PostgreSQL refuses it): keep the last.
         let mut seen = std::collections::HashSet::with_capacity(enrollments.len());
-        let mut distinct: Vec<NewEnrollment> = enrollments
-            .iter()
+        let mut distinct: Vec<(NewEnrollment, i64)> = enrollments
+            .into_iter()
             .rev()
-            .filter(|e| seen.insert((e.client_id, e.email.as_str())))
-            .cloned()
+            .filter(|(e, _)| seen.insert((e.client_id, e.email.clone())))
             .collect();
         distinct.reverse();
         write_in!(self, conn => {
@@ -564,8 +604,8 @@ impl Store {
                         format!("(${}, ${}, ${}, ${}, ${}, ${}, NULL, 0, NULL, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
                     })
                 ));
-                let mut query = sqlx::query(insert).persistent(false);
-                for enrollment in chunk {
+                let mut query = sqlx::query(insert).persistent(chunk.len() == 1);
+                for (enrollment, now) in chunk {
                     query = query
                         .bind(enrollment.client_id.to_string())
                         .bind(enrollment.email.as_str())
@@ -573,16 +613,16 @@ impl Store {
                         .bind(enrollment.params.algorithm().as_str())
                         .bind(i32::from(enrollment.params.digits()))
                         .bind(i32::from(enrollment.params.period()))
-                        .bind(now);
+                        .bind(*now);
                 }
                 query.execute(&mut *conn).await?;
-                // As one by one: a new secret drops the devices that proved the old one.
+                // A new secret drops the devices that proved the old one.
                 let delete = sqlx::AssertSqlSafe(format!(
                     "DELETE FROM devices WHERE (client_id, email) IN (VALUES {})",
                     placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1))
                 ));
-                let mut query = sqlx::query(delete).persistent(false);
-                for enrollment in chunk {
+                let mut query = sqlx::query(delete).persistent(chunk.len() == 1);
+                for (enrollment, _) in chunk {
                     query = query.bind(enrollment.client_id.to_string()).bind(enrollment.email.as_str());
                 }
                 query.execute(&mut *conn).await?;
@@ -592,18 +632,48 @@ impl Store {
     }
 
     /// Removes a user's enrollment, and its secret and devices with it (by cascade); `false`
-    /// if there was none.
+    /// if there was none. Concurrent calls share statements (see [`batch`]).
     pub async fn delete_enrollment(&self, client_id: ClientId, email: &Email) -> Result<bool> {
-        let email = email.clone();
-        let deleted = write_in!(self, conn => Ok(sqlx::query(
-            "DELETE FROM enrollments WHERE client_id = $1 AND email = $2",
-        )
-        .bind(client_id.to_string())
-        .bind(email.as_str())
-        .execute(conn)
-        .await?
-        .rows_affected()))?;
-        Ok(deleted == 1)
+        let store = self.clone();
+        self.batches
+            .unenrollments
+            .call((client_id, email.clone()), move |batch| {
+                let store = store.clone();
+                async move { store.delete_enrollments(batch).await }
+            })
+            .await
+    }
+
+    /// Deletes these users' enrollments; for each, whether it deleted one (a user named twice
+    /// is deleted by the first).
+    async fn delete_enrollments(&self, users: Vec<(ClientId, Email)>) -> Result<Vec<Result<bool>>> {
+        let mut distinct = users.clone();
+        distinct.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
+        distinct.dedup();
+        let deleted: Vec<(String, String)> = write_in!(self, conn => {
+            let mut deleted = Vec::new();
+            for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM enrollments WHERE (client_id, email) IN (VALUES {}) RETURNING client_id, email",
+                    placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1))
+                ));
+                let mut query = sqlx::query_as(sql).persistent(chunk.len() == 1);
+                for (client_id, email) in chunk {
+                    query = query.bind(client_id.to_string()).bind(email.as_str().to_owned());
+                }
+                let rows: Vec<(String, String)> = query.fetch_all(&mut *conn).await?;
+                deleted.extend(rows);
+            }
+            Ok(deleted)
+        })?;
+        let mut deleted: std::collections::HashSet<(String, String)> =
+            deleted.into_iter().collect();
+        Ok(users
+            .iter()
+            .map(|(client_id, email)| {
+                Ok(deleted.remove(&(client_id.to_string(), email.as_str().to_owned())))
+            })
+            .collect())
     }
 
     /// A user's enrollment.
@@ -640,26 +710,6 @@ impl Store {
         .fetch_optional(pool)
         .await?);
         row.map(Session::try_from).transpose()
-    }
-
-    /// Notes how and from where the sign-in page was first opened.
-    pub async fn record_page_open(
-        &self,
-        id: Uuid,
-        signin_method: &str,
-        source_ip: &str,
-    ) -> Result<()> {
-        let (signin_method, source_ip) = (signin_method.to_owned(), source_ip.to_owned());
-        write_in!(self, conn => Ok(sqlx::query(
-            "UPDATE sessions SET signin_method = COALESCE(signin_method, $2), source_ip = COALESCE(source_ip, $3)
-             WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(signin_method)
-        .bind(source_ip)
-        .execute(conn)
-        .await
-        .map(drop)?))
     }
 
     /// Finishes a pending session with `status` and writes its callback (carrying
@@ -763,35 +813,6 @@ impl Store {
         .fetch_optional(conn)
         .await?))?;
         row.map(Callback::try_from).transpose()
-    }
-
-    /// Records what a claimed delivery came to, and releases the claim.
-    pub async fn record_delivery(&self, id: Uuid, result: &DeliveryResult, now: i64) -> Result<()> {
-        let (status, next_attempt_at, error) = match result {
-            DeliveryResult::Delivered => (CallbackStatus::Delivered, None, None),
-            DeliveryResult::Retry {
-                next_attempt_at,
-                error,
-            } => (
-                CallbackStatus::Pending,
-                Some(*next_attempt_at),
-                Some(error.clone()),
-            ),
-            DeliveryResult::GaveUp { error } => (CallbackStatus::Failed, None, Some(error.clone())),
-        };
-        write_in!(self, conn => Ok(sqlx::query(
-            "UPDATE callbacks SET status = $2, next_attempt_at = COALESCE($3, next_attempt_at), last_error = $4,
-                 delivered_at = CASE WHEN $2 = 'DELIVERED' THEN $5 ELSE delivered_at END, lease_until = NULL
-             WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(status.as_str())
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(now)
-        .execute(conn)
-        .await
-        .map(drop)?))
     }
 
     /// The callback of a session, once it is finished.

@@ -39,7 +39,7 @@ pub struct Application {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ApplicationRow {
-    client_id: String,
+    pub(crate) client_id: String,
     name: String,
     owner_email: Option<String>,
     ip_allow_list: String,

@@ -40,6 +40,8 @@ contract!(
     disabling_removes_the_enrollment_and_is_idempotent,
     sessions_are_recorded_only_for_enrolled_users,
     concurrent_sessions_are_each_recorded_or_refused_on_their_own,
+    concurrent_enrollment_changes_take_effect_as_one_after_the_other,
+    concurrent_page_openings_and_delivery_results_are_each_recorded,
     a_session_finishes_once_and_writes_its_callback,
     an_approved_attempt_marks_its_step_used_and_resets_failures,
     wrong_attempts_count_and_the_last_one_rejects_the_session,
@@ -407,6 +409,155 @@ async fn concurrent_sessions_are_each_recorded_or_refused_on_their_own(store: St
         assert_eq!(*inserted, usable, "user{i}");
         let read = store.session(s.id).await.expect("read");
         assert_eq!(read.as_ref(), usable.then_some(s), "user{i}");
+    }
+}
+
+async fn concurrent_enrollment_changes_take_effect_as_one_after_the_other(store: Store) {
+    let app = application("Portal");
+    store.insert_application(&app).await.expect("insert");
+    let users: Vec<Email> = (0..40)
+        .map(|i| Email::parse(&format!("user{i}@example.com")).expect("email"))
+        .collect();
+    let enables = users.iter().map(|email| {
+        let (store, new) = (store.clone(), enrollment(app.client_id, email, 3, 6));
+        tokio::spawn(async move { store.upsert_enrollment(&new, NOW).await })
+    });
+    for enable in enables.collect::<Vec<_>>() {
+        enable.await.expect("join").expect("enable");
+    }
+    for email in &users {
+        assert!(
+            store
+                .enrollment(app.client_id, email)
+                .await
+                .expect("read")
+                .is_some(),
+            "{email}"
+        );
+    }
+    // The same user disabled three times at once: one of them removed the enrollment.
+    let disables = (0..3).map(|_| {
+        let (store, email) = (store.clone(), users[0].clone());
+        tokio::spawn(async move { store.delete_enrollment(app.client_id, &email).await })
+    });
+    let mut removed = 0;
+    for disable in disables.collect::<Vec<_>>() {
+        removed += usize::from(disable.await.expect("join").expect("disable"));
+    }
+    assert_eq!(removed, 1);
+    assert!(
+        store
+            .enrollment(app.client_id, &users[0])
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        store
+            .enrollment(app.client_id, &users[1])
+            .await
+            .expect("read")
+            .is_some()
+    );
+}
+
+async fn concurrent_page_openings_and_delivery_results_are_each_recorded(store: Store) {
+    let first = pending_session(&store).await;
+    let mut sessions = vec![first.clone()];
+    for i in 0..15 {
+        let email = Email::parse(&format!("user{i}@example.com")).expect("email");
+        store
+            .upsert_enrollment(&enrollment(first.client_id, &email, 1, 6), NOW)
+            .await
+            .expect("enable");
+        let next = session(first.client_id, &email);
+        assert!(
+            store
+                .insert_session_if_enrolled(&next)
+                .await
+                .expect("insert")
+        );
+        sessions.push(next);
+    }
+    // Every page opened twice at once: the first opening is the one noted.
+    let opens = sessions.iter().enumerate().flat_map(|(i, s)| {
+        [
+            ("redirect", format!("198.51.100.{i}")),
+            ("popup", "192.0.2.1".to_owned()),
+        ]
+        .map(|(method, ip)| {
+            let (store, id) = (store.clone(), s.id);
+            tokio::spawn(async move { store.record_page_open(id, method, &ip).await })
+        })
+    });
+    for open in opens.collect::<Vec<_>>() {
+        open.await.expect("join").expect("open");
+    }
+    for (i, s) in sessions.iter().enumerate() {
+        let read = store.session(s.id).await.expect("read").expect("session");
+        assert_eq!(
+            read.signin_method.as_deref(),
+            Some("redirect"),
+            "session {i}"
+        );
+        assert_eq!(
+            read.source_ip,
+            Some(format!("198.51.100.{i}")),
+            "session {i}"
+        );
+    }
+    // Their callbacks' results, recorded at once.
+    for s in &sessions {
+        store
+            .finish_session(s, SessionStatus::Approved, NOW, "tok")
+            .await
+            .expect("finish");
+    }
+    let mut claimed = Vec::new();
+    while let Some(callback) = store
+        .claim_due_callback(NOW, NOW + 15)
+        .await
+        .expect("claim")
+    {
+        claimed.push(callback);
+    }
+    assert_eq!(claimed.len(), sessions.len());
+    let records = claimed.iter().enumerate().map(|(i, callback)| {
+        let (store, id) = (store.clone(), callback.id);
+        let result = if i % 2 == 0 {
+            DeliveryResult::Delivered
+        } else {
+            DeliveryResult::Retry {
+                next_attempt_at: NOW + 60,
+                error: format!("HTTP 50{}", i % 10),
+            }
+        };
+        tokio::spawn(async move { store.record_delivery(id, &result, NOW + 1).await })
+    });
+    for record in records.collect::<Vec<_>>() {
+        record.await.expect("join").expect("record");
+    }
+    for (i, callback) in claimed.iter().enumerate() {
+        let read = store
+            .callback_of_session(callback.session_id)
+            .await
+            .expect("read")
+            .expect("callback");
+        if i % 2 == 0 {
+            assert_eq!(
+                (read.status, read.delivered_at),
+                (CallbackStatus::Delivered, Some(NOW + 1))
+            );
+        } else {
+            assert_eq!(
+                (read.status, read.next_attempt_at, read.last_error),
+                (
+                    CallbackStatus::Pending,
+                    NOW + 60,
+                    Some(format!("HTTP 50{}", i % 10))
+                )
+            );
+        }
     }
 }
 

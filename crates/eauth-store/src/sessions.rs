@@ -1,5 +1,5 @@
-//! New sessions, inserted many to one statement (see [`crate::batch`]): `session-token` is
-//! the busiest write of the service, every sign-in of every portal.
+//! Sessions' busiest writes, many to a statement (see [`crate::batch`]): new sessions
+//! (`session-token`, every sign-in of every portal) and the first opening of their pages.
 
 use std::collections::HashSet;
 
@@ -10,7 +10,67 @@ use crate::{Pool, Result, Session, Store, StoreError, placeholder_rows};
 /// Rows per statement: 5 parameters each, far below both drivers' limits.
 const SESSIONS_PER_STATEMENT: usize = 500;
 
+/// A sign-in page opened, as [`Store::record_page_open`] notes it.
+pub(crate) struct PageOpen {
+    id: Uuid,
+    signin_method: String,
+    source_ip: String,
+}
+
 impl Store {
+    /// Notes how and from where the sign-in page was first opened; later openings change
+    /// nothing.
+    pub async fn record_page_open(
+        &self,
+        id: Uuid,
+        signin_method: &str,
+        source_ip: &str,
+    ) -> Result<()> {
+        let open = PageOpen {
+            id,
+            signin_method: signin_method.to_owned(),
+            source_ip: source_ip.to_owned(),
+        };
+        let store = self.clone();
+        self.batches
+            .page_opens
+            .call(open, move |opens| {
+                let store = store.clone();
+                async move {
+                    let count = opens.len();
+                    store.record_page_opens(opens).await?;
+                    Ok((0..count).map(|_| Ok(())).collect())
+                }
+            })
+            .await
+    }
+
+    async fn record_page_opens(&self, mut opens: Vec<PageOpen>) -> Result<()> {
+        // One row per session (a statement updates a row once): the first opening wins, as
+        // it would one after the other.
+        let mut seen = HashSet::new();
+        opens.retain(|open| seen.insert(open.id));
+        write_in!(self, conn => {
+            for chunk in opens.chunks(SESSIONS_PER_STATEMENT) {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
+                         source_ip = COALESCE(source_ip, v.column3)
+                     FROM (VALUES {}) AS v WHERE sessions.id = v.column1",
+                    placeholder_rows(chunk.len(), 3, |n| format!("(${}, ${}, ${})", n, n + 1, n + 2))
+                ));
+                let mut query = sqlx::query(sql).persistent(false);
+                for open in chunk {
+                    query = query
+                        .bind(open.id.to_string())
+                        .bind(open.signin_method.clone())
+                        .bind(open.source_ip.clone());
+                }
+                query.execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Records a new pending session, in the same statement that checks the user is enrolled
     /// and not locked, so that a concurrent DISABLE cannot slip between check and insert.
     /// `false` (nothing written) if the user has no usable enrollment. Returns once the

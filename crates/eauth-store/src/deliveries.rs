@@ -1,0 +1,91 @@
+//! What callback deliveries came to, many to a statement (see [`crate::batch`]): every
+//! approved sign-in ends with one.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use crate::{CallbackStatus, DeliveryResult, Pool, Result, Store, placeholder_rows};
+
+/// Rows per statement: 5 parameters each, far below both drivers' limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A delivery's result, as [`Store::record_delivery`] writes it.
+pub(crate) struct Recorded {
+    id: Uuid,
+    status: CallbackStatus,
+    next_attempt_at: Option<i64>,
+    error: Option<String>,
+    now: i64,
+}
+
+impl Store {
+    /// Records what a claimed delivery came to, and releases the claim.
+    pub async fn record_delivery(&self, id: Uuid, result: &DeliveryResult, now: i64) -> Result<()> {
+        let (status, next_attempt_at, error) = match result {
+            DeliveryResult::Delivered => (CallbackStatus::Delivered, None, None),
+            DeliveryResult::Retry {
+                next_attempt_at,
+                error,
+            } => (
+                CallbackStatus::Pending,
+                Some(*next_attempt_at),
+                Some(error.clone()),
+            ),
+            DeliveryResult::GaveUp { error } => (CallbackStatus::Failed, None, Some(error.clone())),
+        };
+        let recorded = Recorded {
+            id,
+            status,
+            next_attempt_at,
+            error,
+            now,
+        };
+        let store = self.clone();
+        self.batches
+            .deliveries
+            .call(recorded, move |batch| {
+                let store = store.clone();
+                async move {
+                    let count = batch.len();
+                    store.record_deliveries(batch).await?;
+                    Ok((0..count).map(|_| Ok(())).collect())
+                }
+            })
+            .await
+    }
+
+    async fn record_deliveries(&self, mut batch: Vec<Recorded>) -> Result<()> {
+        // One row per callback (a statement updates a row once): the last result wins, as it
+        // would one after the other.
+        let mut seen = HashSet::new();
+        batch.reverse();
+        batch.retain(|recorded| seen.insert(recorded.id));
+        write_in!(self, conn => {
+            for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE callbacks SET status = v.column2,
+                         next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
+                         last_error = v.column4,
+                         delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
+                         lease_until = NULL
+                     FROM (VALUES {}) AS v WHERE callbacks.id = v.column1",
+                    placeholder_rows(chunk.len(), 5, |n| {
+                        format!("(${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4)
+                    })
+                ));
+                let mut query = sqlx::query(sql).persistent(false);
+                for recorded in chunk {
+                    query = query
+                        .bind(recorded.id.to_string())
+                        .bind(recorded.status.as_str())
+                        .bind(recorded.next_attempt_at)
+                        .bind(recorded.error.clone())
+                        .bind(recorded.now);
+                }
+                query.execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
+}
