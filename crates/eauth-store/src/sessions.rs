@@ -105,14 +105,13 @@ impl Store {
                      SELECT v.column1, v.column2, v.column3, 'PENDING', v.column4, v.column5
                      FROM (VALUES {}) AS v
                      WHERE EXISTS (SELECT 1 FROM enrollments e
-                         WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)
-                     RETURNING id",
+                         WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)",
                     placeholder_rows(chunk.len(), 5, |n| {
                         format!("(${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4)
                     })
                 ));
                 // Not prepared for reuse: each batch size would be a statement of its own.
-                let mut query = sqlx::query_scalar(sql).persistent(false);
+                let mut query = sqlx::query(sql).persistent(false);
                 for session in chunk {
                     query = query
                         .bind(session.id.to_string())
@@ -121,8 +120,24 @@ impl Store {
                         .bind(session.created_at)
                         .bind(session.expires_at);
                 }
-                let ids: Vec<String> = query.fetch_all(&mut *conn).await?;
-                inserted.extend(ids);
+                let count = query.execute(&mut *conn).await?.rows_affected();
+                let ids = chunk.iter().map(|s| s.id.to_string());
+                if usize::try_from(count).is_ok_and(|count| count == chunk.len()) {
+                    // Every user was enrolled, the usual case, told by the count alone: rows
+                    // returned come one message at a time from the driver's thread.
+                    inserted.extend(ids);
+                } else {
+                    let sql = sqlx::AssertSqlSafe(format!(
+                        "SELECT id FROM sessions WHERE id IN ({})",
+                        placeholder_rows(chunk.len(), 1, |n| format!("${n}"))
+                    ));
+                    let mut query = sqlx::query_scalar(sql).persistent(false);
+                    for id in ids {
+                        query = query.bind(id);
+                    }
+                    let found: Vec<String> = query.fetch_all(&mut *conn).await?;
+                    inserted.extend(found);
+                }
             }
             Ok(inserted)
         })?;
