@@ -145,16 +145,10 @@ pub fn throttle_keys(typed_email: &str, source: IpAddr) -> [String; 2] {
     if let Some((cut, _)) = account.char_indices().nth(254) {
         account.truncate(cut);
     }
-    let address = match source.to_canonical() {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => {
-            let net = ipnet::Ipv6Net::new(ip, 64)
-                .expect("BUG: 64 is a valid IPv6 prefix length")
-                .trunc();
-            net.to_string()
-        }
-    };
-    [format!("account:{account}"), format!("address:{address}")]
+    [
+        format!("account:{account}"),
+        format!("address:{}", crate::throttle::source_group(source)),
+    ]
 }
 
 /// Whether a sign-in must be refused without looking at the password, given the failures

@@ -239,7 +239,7 @@ macro_rules! finish_noted_in {
 // After the macros, which it uses.
 mod devices;
 
-pub use devices::{Device, PendingSignin, PushAttempt, Registration};
+pub use devices::{Device, PendingSignin, PushAttempt};
 
 mod console;
 
