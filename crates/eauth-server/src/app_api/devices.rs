@@ -1,5 +1,6 @@
 //! `POST /app-api/v1/devices`: the app registers its public key for one enrollment, proving
 //! that it holds the TOTP secret with a current code, which is then used (RFC 6238 §5.2).
+//! `DELETE /app-api/v1/device`: a registered device removes itself.
 //!
 //! Registration needs no password, so its wrong codes are counted by a throttle of their own
 //! (`eauth_core::device_registration`: per user and per source address), never towards the
@@ -13,6 +14,7 @@ use eauth_core::{
 };
 use eauth_store::{Device, StoreError};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::json;
 
 use super::{
@@ -126,4 +128,23 @@ pub(crate) async fn register(
             })
         }
     }
+}
+
+/// `DELETE /app-api/v1/device`, with an empty body or `{}`: the signing device unregisters
+/// itself (the app's account is being removed). Only ever the device that signed: a device
+/// cannot name another. Its key is refused from this moment.
+#[tracing::instrument(name = "remove_device", skip_all, fields(client_id))]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    request: SignedRequest,
+) -> Result<Response, AppApiError> {
+    let (device, body) = request.by_device(&state).await?;
+    let _: Option<IgnoredAny> = json(&body)?;
+    // Gone between the signature check and now (mfa/toggle, a concurrent removal): as if it
+    // had been gone before.
+    if !state.store.delete_device(device.id).await? {
+        return Err(AppApiError::UnknownDevice);
+    }
+    tracing::info!(device = %device.id, "device removed by itself");
+    Ok(success(json!({ "device_id": device.id.to_string() })))
 }

@@ -1,18 +1,25 @@
 //! A device's life beyond push.rs: registration's own throttle (wrong codes counted per user
 //! and per source address, never towards the sign-in's back-off or lock, with the same answers
-//! whether or not anyone is enrolled).
+//! whether or not anyone is enrolled) and a device removing itself (`DELETE /app-api/v1/device`).
 //!
 //! The service believes loopback's `X-Forwarded-For` here, so each request can come from an
 //! address of its own.
 
-use eauth_core::{ClientId, CodeRejected, Email, device_registration, signin};
+use eauth_core::{
+    ClientId, CodeRejected, DeviceId, Email, SessionStatus,
+    device::{CanonicalRequest, NONCE_HEADER, RequestNonce, SIGNATURE_HEADER, TIMESTAMP_HEADER},
+    device_registration, signin,
+};
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::{
     backend_tests,
     helpers::{Answer, TestApp, TestApplication, token_id},
-    push::{App, now},
-    webview::{Browser, EMAIL, code_at, open_redirect, portal, session_token, wrong_code},
+    push::{App, Headers, Scene, now},
+    webview::{
+        Browser, EMAIL, code_at, open_redirect, portal, session_token, status_of, wrong_code,
+    },
 };
 
 backend_tests!(
@@ -20,7 +27,11 @@ backend_tests!(
     wrong_registration_codes_are_throttled_per_user_and_never_reach_the_sign_in,
     nobody_enrolled_and_a_locked_user_get_the_answers_of_a_wrong_code,
     one_address_is_throttled_after_twenty_failures_whoever_it_names,
+    a_device_removes_itself_and_is_refused_from_then_on,
+    a_removal_unsigned_signed_by_another_device_stale_or_replayed_removes_nothing,
 );
+
+const DEVICE_PATH: &str = "/app-api/v1/device";
 
 /// One registration with a fresh key, as seen from `source`.
 async fn register(
@@ -211,4 +222,131 @@ async fn one_address_is_throttled_after_twenty_failures_whoever_it_names(app: Te
     expect_answer(&answer, StatusCode::FORBIDDEN, "INVALID_CODE");
     let answer = register(&app, &portal, EMAIL, &code, "192.0.2.78").await;
     expect_answer(&answer, StatusCode::CREATED, "SUCCESS");
+}
+
+/// A second device of the user, registered with the next code (the current one is used).
+async fn second_device(app: &TestApp, portal: &TestApplication) -> App {
+    let mut device = App::new(app);
+    let answer = device.register(portal, EMAIL, &code_at(30)).await;
+    expect_answer(&answer, StatusCode::CREATED, "SUCCESS");
+    device
+}
+
+async fn device_exists(app: &TestApp, device: &App) -> bool {
+    app.store
+        .device(device.id.expect("registered"))
+        .await
+        .expect("store")
+        .is_some()
+}
+
+async fn a_device_removes_itself_and_is_refused_from_then_on(app: TestApp) {
+    let scene = Scene::new(&app).await;
+    let other = second_device(&app, &scene.portal).await;
+
+    let answer = scene.device.send("DELETE", DEVICE_PATH, "").await;
+    expect_answer(&answer, StatusCode::OK, "SUCCESS");
+    let id = scene.device.id.expect("registered").to_string();
+    assert_eq!(answer.body["data"], json!({ "device_id": id }));
+    assert!(!device_exists(&app, &scene.device).await);
+    assert!(device_exists(&app, &other).await, "only itself");
+
+    for answer in [
+        scene.device.signins(None).await,
+        scene.device.approve(&scene.signin(), scene.number).await,
+        scene.device.deny(&scene.signin()).await,
+        scene.device.send("DELETE", DEVICE_PATH, "{}").await,
+    ] {
+        expect_answer(&answer, StatusCode::UNAUTHORIZED, "UNKNOWN_DEVICE");
+    }
+    assert_eq!(
+        status_of(&app, &scene.token).await,
+        SessionStatus::Pending,
+        "the sign-in is left alone"
+    );
+    let answer = other.approve(&scene.signin(), scene.number).await;
+    expect_answer(&answer, StatusCode::OK, "SUCCESS");
+}
+
+async fn a_removal_unsigned_signed_by_another_device_stale_or_replayed_removes_nothing(
+    app: TestApp,
+) {
+    let (portal, _receiver) = portal(&app).await;
+    let device = App::registered(&app, &portal, EMAIL).await;
+    let other = second_device(&app, &portal).await;
+
+    // A nonce the device used in a request the service accepted.
+    let listing = device.headers("GET", "/app-api/v1/signins", "");
+    let answer = device
+        .send_with("GET", "/app-api/v1/signins", &listing, "")
+        .await;
+    expect_answer(&answer, StatusCode::OK, "SUCCESS");
+    let (_, used) = listing
+        .iter()
+        .find(|(name, _)| *name == NONCE_HEADER)
+        .expect("nonce");
+    let replayed: Headers = {
+        let nonce = RequestNonce::parse(used).expect("nonce");
+        let timestamp = now();
+        let signature = CanonicalRequest {
+            method: "DELETE",
+            path_and_query: DEVICE_PATH,
+            timestamp,
+            nonce: &nonce,
+            device: device.id,
+            body: b"",
+        }
+        .sign(&device.key);
+        device
+            .headers("DELETE", DEVICE_PATH, "")
+            .into_iter()
+            .map(|(name, value)| match name {
+                NONCE_HEADER => (name, nonce.as_str().to_owned()),
+                TIMESTAMP_HEADER => (name, timestamp.to_string()),
+                SIGNATURE_HEADER => (name, signature.to_base64url()),
+                _ => (name, value),
+            })
+            .collect()
+    };
+    let unknown = App {
+        id: Some(DeviceId::generate()),
+        ..App::new(&app)
+    };
+    let cases: Vec<(&str, Headers, &str)> = vec![
+        ("unsigned", Vec::new(), "UNSIGNED"),
+        (
+            "signed by the other device's key",
+            device.headers_with(&other.key, "DELETE", DEVICE_PATH, "", now()),
+            "BAD_SIGNATURE",
+        ),
+        (
+            "61 s old",
+            device.headers_with(&device.key, "DELETE", DEVICE_PATH, "", now() - 61),
+            "STALE_REQUEST",
+        ),
+        ("a used nonce", replayed, "REPLAYED_REQUEST"),
+        (
+            "an unknown device",
+            unknown.headers("DELETE", DEVICE_PATH, ""),
+            "UNKNOWN_DEVICE",
+        ),
+    ];
+    for (case, headers, code) in cases {
+        let answer = device.send_with("DELETE", DEVICE_PATH, &headers, "").await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (StatusCode::UNAUTHORIZED, code),
+            "{case}: {answer:?}"
+        );
+        assert!(device_exists(&app, &device).await, "{case}");
+        assert!(device_exists(&app, &other).await, "{case}");
+    }
+    let answer = device.send("GET", DEVICE_PATH, "").await;
+    expect_answer(
+        &answer,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    );
+    let answer = device.signins(None).await;
+    expect_answer(&answer, StatusCode::OK, "SUCCESS");
 }
