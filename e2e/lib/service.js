@@ -70,14 +70,26 @@ class Service {
 
   /** POSTs JSON to the API over verified TLS; resolves with `{status, body}`. */
   api(apiKey, endpoint, body) {
-    const payload = JSON.stringify(body);
+    return this.request("POST", `/authen-api/api/v1/${endpoint}`, { "X-API-Key": apiKey }, JSON.stringify(body));
+  }
+
+  /**
+   * Sends `method path` with a JSON `payload` and `headers` over verified TLS; resolves with
+   * `{status, body}`, the answer's JSON.
+   * @param {string} method
+   * @param {string} pathAndQuery
+   * @param {Record<string, string>} headers
+   * @param {string} payload
+   * @returns {Promise<{ status: number | undefined, body: any }>}
+   */
+  request(method, pathAndQuery, headers, payload) {
     return new Promise((resolve, reject) => {
       const request = https.request(
-        `${this.url}/authen-api/api/v1/${endpoint}`,
+        `${this.url}${pathAndQuery}`,
         {
-          method: "POST",
+          method,
           ca: this.ca,
-          headers: { "Content-Type": "application/json", "X-API-Key": apiKey, "Content-Length": Buffer.byteLength(payload) },
+          headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload), ...headers },
         },
         (response) => {
           let text = "";
@@ -87,7 +99,7 @@ class Service {
             try {
               resolve({ status: response.statusCode, body: JSON.parse(text) });
             } catch (error) {
-              reject(new Error(`${endpoint} answered ${response.statusCode} with non-JSON: ${text}`));
+              reject(new Error(`${method} ${pathAndQuery} answered ${response.statusCode} with non-JSON: ${text}`));
             }
           });
         },
@@ -175,6 +187,11 @@ class User {
   /** Records that the last `freshCode()` was accepted, so that the next one is later. */
   accepted() {
     this.lastUsedStep = Math.max(this.lastUsedStep, this.pendingStep);
+  }
+
+  /** Records that the code of `step` was used elsewhere (e.g. to register a device). */
+  usedCodeOf(step) {
+    this.lastUsedStep = Math.max(this.lastUsedStep, step);
   }
 
   /** A 6-digit code that no step near now produces: certainly wrong. */
