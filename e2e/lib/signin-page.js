@@ -84,16 +84,4 @@ async function portalResult(page) {
   return JSON.parse(/** @type {string} */ (await result.textContent()));
 }
 
-module.exports = {
-  signinUrl,
-  codeInput,
-  submitCode,
-  deny,
-  expectOutcome,
-  signInLink,
-  arrivedAtPortal,
-  expectFailureLink,
-  expectOneVerifiedCallback,
-  openPopup,
-  portalResult,
-};
+module.exports = { signinUrl, codeInput, submitCode, deny, expectOutcome, signInLink, arrivedAtPortal, expectFailureLink, expectOneVerifiedCallback, openPopup, portalResult };

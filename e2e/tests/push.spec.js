@@ -8,18 +8,7 @@
 const { test, expect, APP_NAME } = require("../fixtures");
 const { EauthApp, signedRequest } = require("../lib/eauth-app");
 const { User } = require("../lib/service");
-const {
-  signinUrl,
-  codeInput,
-  submitCode,
-  expectOutcome,
-  signInLink,
-  arrivedAtPortal,
-  expectFailureLink,
-  expectOneVerifiedCallback,
-  openPopup,
-  portalResult,
-} = require("../lib/signin-page");
+const { signinUrl, codeInput, submitCode, expectOutcome, signInLink, arrivedAtPortal, expectFailureLink, expectOneVerifiedCallback, openPopup, portalResult } = require("../lib/signin-page");
 
 const STATE = "push-state";
 /** What `eauth approve` asks when it waits for the user. */

@@ -5,17 +5,7 @@
 
 const crypto = require("node:crypto");
 const { test, expect } = require("../fixtures");
-const {
-  signinUrl,
-  codeInput,
-  submitCode,
-  deny,
-  expectOutcome,
-  signInLink,
-  arrivedAtPortal,
-  expectFailureLink,
-  expectOneVerifiedCallback,
-} = require("../lib/signin-page");
+const { signinUrl, codeInput, submitCode, deny, expectOutcome, signInLink, arrivedAtPortal, expectFailureLink, expectOneVerifiedCallback } = require("../lib/signin-page");
 
 const newState = () => crypto.randomBytes(8).toString("hex");
 

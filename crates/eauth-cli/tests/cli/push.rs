@@ -94,15 +94,20 @@ impl Service {
             _data_dir: data_dir,
             _database: database,
         };
-        let enabled = service.call(
+        service.enable();
+        service
+    }
+
+    /// Enables 2FA for the user (again: a new history, and no devices).
+    fn enable(&self) {
+        let enabled = self.call(
             "/authen-api/api/v1/mfa/toggle",
             json!({
-                "client_id": service.client_id.to_string(), "email": EMAIL, "secret": SEED,
+                "client_id": self.client_id.to_string(), "email": EMAIL, "secret": SEED,
                 "action": "ENABLE", "type": "TOTP", "algorithm": "SHA1", "digits": 6, "period": 30,
             }),
         );
         assert_eq!(enabled["code"], "SUCCESS", "{enabled}");
-        service
     }
 
     /// Stops the service: its address then refuses connections (the database stays readable).
@@ -482,14 +487,7 @@ fn eauth_remove_of_a_device_the_service_already_forgot_removes_the_account() {
     let sandbox = Sandbox::new();
     service.add(&sandbox).ok();
     // The portal sets up 2FA again: the service drops the user's devices.
-    let enabled = service.call(
-        "/authen-api/api/v1/mfa/toggle",
-        json!({
-            "client_id": service.client_id.to_string(), "email": EMAIL, "secret": SEED,
-            "action": "ENABLE", "type": "TOTP", "algorithm": "SHA1", "digits": 6, "period": 30,
-        }),
-    );
-    assert_eq!(enabled["code"], "SUCCESS", "{enabled}");
+    service.enable();
     assert_eq!(service.devices(), 0);
 
     let removed = sandbox.run(&["remove", "portal"]).ok();

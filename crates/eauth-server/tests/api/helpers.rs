@@ -315,6 +315,26 @@ impl TestApp {
         self.toggle(app, &body).await
     }
 
+    /// The user's enrollment as stored; it must exist.
+    pub async fn enrollment(&self, app: &TestApplication, email: &str) -> eauth_store::Enrollment {
+        let email = Email::parse(email).expect("email");
+        self.store
+            .enrollment(app.client_id, &email)
+            .await
+            .expect("store")
+            .expect("enrolled")
+    }
+
+    /// How many devices the user has registered.
+    pub async fn device_count(&self, app: &TestApplication, email: &str) -> usize {
+        let email = Email::parse(email).expect("email");
+        self.store
+            .devices_of(app.client_id, &email)
+            .await
+            .expect("store")
+            .len()
+    }
+
     pub async fn is_enrolled(&self, app: &TestApplication, email: &str) -> bool {
         let email = Email::parse(email).expect("email");
         self.store

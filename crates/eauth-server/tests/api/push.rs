@@ -328,13 +328,7 @@ async fn registration_with_a_wrong_replayed_or_unenrolled_code_is_refused(app: T
         (StatusCode::FORBIDDEN, "INVALID_CODE")
     );
     assert_eq!(device.id, None);
-    let email = eauth_core::Email::parse(EMAIL).expect("email");
-    let enrollment = app
-        .store
-        .enrollment(portal.client_id, &email)
-        .await
-        .expect("store")
-        .expect("enrolled");
+    let enrollment = app.enrollment(&portal, EMAIL).await;
     assert_eq!(
         enrollment.consecutive_failures, 0,
         "a registration's wrong code never counts towards the sign-in's back-off or lock"
@@ -362,14 +356,7 @@ async fn registration_with_a_wrong_replayed_or_unenrolled_code_is_refused(app: T
         (answer.status, answer.code()),
         (StatusCode::FORBIDDEN, "INVALID_CODE")
     );
-    assert_eq!(
-        app.store
-            .devices_of(portal.client_id, &email)
-            .await
-            .expect("store")
-            .len(),
-        1
-    );
+    assert_eq!(app.device_count(&portal, EMAIL).await, 1);
 }
 
 async fn the_page_shows_a_number_only_to_users_with_a_device_and_the_code_still_works(

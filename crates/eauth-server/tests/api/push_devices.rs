@@ -6,7 +6,7 @@
 //! address of its own.
 
 use eauth_core::{
-    ClientId, CodeRejected, DeviceId, Email, SessionStatus,
+    ClientId, CodeRejected, DeviceId, SessionStatus,
     device::{CanonicalRequest, NONCE_HEADER, RequestNonce, SIGNATURE_HEADER, TIMESTAMP_HEADER},
     device_registration, signin,
 };
@@ -59,13 +59,14 @@ fn retry_after(answer: &Answer) -> i64 {
         .expect("retry_after")
 }
 
-async fn devices_of(app: &TestApp, portal: &TestApplication, email: &str) -> usize {
-    let email = Email::parse(email).expect("email");
-    app.store
-        .devices_of(portal.client_id, &email)
-        .await
-        .expect("store")
-        .len()
+/// THROTTLED until the window `rule` began (a moment ago) ends.
+#[track_caller]
+fn expect_throttled_for_a_window_of(answer: &Answer, rule: device_registration::Throttle) {
+    let wait = retry_after(answer);
+    assert!(
+        (rule.window_secs - 60..=rule.window_secs).contains(&wait),
+        "until the window ends: {wait}"
+    );
 }
 
 async fn wrong_registration_codes_are_throttled_per_user_and_never_reach_the_sign_in(app: TestApp) {
@@ -98,26 +99,15 @@ async fn wrong_registration_codes_are_throttled_per_user_and_never_reach_the_sig
         expect_answer(&answer, StatusCode::FORBIDDEN, "INVALID_CODE");
     }
     let answer = register(&app, &portal, EMAIL, &wrong_code(), "203.0.113.100").await;
-    let wait = retry_after(&answer);
-    assert!(
-        (device_registration::USER.window_secs - 60..=device_registration::USER.window_secs)
-            .contains(&wait),
-        "until the day's window ends: {wait}"
-    );
+    expect_throttled_for_a_window_of(&answer, device_registration::USER);
     // Refused unchecked: the right code registers nothing and is not used up.
     let next = code_at(30);
     let answer = register(&app, &portal, EMAIL, &next, "203.0.113.101").await;
     retry_after(&answer);
-    assert_eq!(devices_of(&app, &portal, EMAIL).await, 1);
+    assert_eq!(app.device_count(&portal, EMAIL).await, 1);
 
     // The sign-in never heard of any of it: no failures, no back-off, no lock.
-    let email = Email::parse(EMAIL).expect("email");
-    let enrollment = app
-        .store
-        .enrollment(portal.client_id, &email)
-        .await
-        .expect("store")
-        .expect("enrolled");
+    let enrollment = app.enrollment(&portal, EMAIL).await;
     assert_eq!(
         (enrollment.consecutive_failures, enrollment.locked_at),
         (0, None),
@@ -202,12 +192,7 @@ async fn one_address_is_throttled_after_twenty_failures_whoever_it_names(app: Te
         expect_answer(&answer, StatusCode::FORBIDDEN, "INVALID_CODE");
     }
     let answer = register(&app, &portal, "fresh@example.com", &wrong_code(), source).await;
-    let wait = retry_after(&answer);
-    assert!(
-        (device_registration::ADDRESS.window_secs - 60..=device_registration::ADDRESS.window_secs)
-            .contains(&wait),
-        "until the hour's window ends: {wait}"
-    );
+    expect_throttled_for_a_window_of(&answer, device_registration::ADDRESS);
     // Everyone from that address, the right code included; nobody from elsewhere.
     let code = code_at(0);
     retry_after(&register(&app, &portal, EMAIL, &code, source).await);
