@@ -1,7 +1,8 @@
 // @ts-check
 // The tests' world: a fresh eauthd and a test portal per test, an application that links
 // them, and a user enrolled with it; or, for the example portal's tests, the `eauth-portal`
-// binary registered with that eauthd and a person with an account on it. `sessionTtlSecs` is
+// binary registered with that eauthd and a person with an account on it; and the user's
+// `eauth`, registered for push approval (`eauthApp`). `sessionTtlSecs` is
 // an option a test file can set with `test.use({ sessionTtlSecs: 3 })`.
 "use strict";
 
@@ -12,6 +13,10 @@ const base = require("@playwright/test");
 const { startService, User, REPO_ROOT } = require("./lib/service");
 const { Portal } = require("./lib/portal");
 const { startExamplePortal, Account } = require("./lib/example-portal");
+const { EauthApp } = require("./lib/eauth-app");
+
+/** The test portal's name at the service: the issuer of its QR codes, and what the page shows. */
+const APP_NAME = "Test Portal";
 
 /** Screenshots for people to look at (the test report's own files go to test-results/). */
 const ARTIFACTS = path.join(REPO_ROOT, "target", "e2e-artifacts");
@@ -19,6 +24,7 @@ const ARTIFACTS = path.join(REPO_ROOT, "target", "e2e-artifacts");
 /** What the service serves a browser; a request for anything else is a broken link or script. */
 const SERVICE_PATHS = new Set([
   "/start-authentication",
+  "/start-authentication/status",
   "/assets/webview.css",
   "/assets/webview.js",
   "/sdk/eauth.js",
@@ -37,6 +43,7 @@ const serves = (pathname) => SERVICE_PATHS.has(pathname) || pathname === "/conso
  * @property {Awaited<ReturnType<typeof startService>>} service
  * @property {{ client_id: string, api_key: string, callback_secret: string }} app
  * @property {User} user
+ * @property {EauthApp} eauthApp
  * @property {import("./lib/example-portal").ExamplePortal} examplePortal
  * @property {Account} account
  * @property {Account} twoFactorAccount
@@ -79,7 +86,7 @@ const world = {
   /** The portal's registration: `{client_id, api_key, callback_secret}`. */
   app: async ({ service, portal }, use) => {
     const app = await service.createApplication({
-      name: "Test Portal",
+      name: APP_NAME,
       callbackUrl: portal.callbackUrl,
       redirectUris: [portal.redirectUri],
     });
@@ -89,6 +96,17 @@ const world = {
 
   user: async ({ service, app }, use) => {
     await use(await User.enroll(service, app));
+  },
+
+  /** The user's `eauth`, with an accounts file of its own, registered for push approval. */
+  eauthApp: async ({ service, app, user }, use) => {
+    const eauthApp = new EauthApp();
+    try {
+      await eauthApp.register(service, app, user, APP_NAME);
+      await use(eauthApp);
+    } finally {
+      eauthApp.remove();
+    }
   },
 
   /** The example portal, `eauth-portal`, registered with this test's service. */
@@ -127,4 +145,4 @@ const world = {
 
 const test = base.test.extend(world);
 
-module.exports = { test, expect: base.expect, ARTIFACTS };
+module.exports = { test, expect: base.expect, ARTIFACTS, APP_NAME };

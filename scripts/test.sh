@@ -42,8 +42,8 @@ echo "== benchmark smoke run (every scenario for a moment against the debug eaut
 cargo build --locked --bin eauthd
 cargo run --locked -p eauth-bench -- --smoke --eauthd "${CARGO_TARGET_DIR:-target}/debug/eauthd"
 
-echo "== browser tests of the sign-in webview, the example portal and the Domain Console (e2e/: Playwright in Debian's Chromium)"
+echo "== browser tests of the sign-in webview, push approval with eauth, the example portal and the Domain Console (e2e/: Playwright in Debian's Chromium)"
 command -v npm >/dev/null || { echo "the browser tests need Node.js 20 and npm" >&2; exit 1; }
 (cd e2e && npm ls --depth=0 >/dev/null 2>&1) || (cd e2e && npm ci --no-audit --no-fund)
-cargo build --locked --bin eauthd --bin eauth-portal
+cargo build --locked --bin eauthd --bin eauth-portal --bin eauth
 (cd e2e && npx playwright test)

@@ -1,38 +1,61 @@
 // @ts-check
 // An eAuthenticator app as docs/app-api.md describes it, written from that document alone: an
 // Ed25519 key, registration with a current code, and requests signed over the canonical
-// string. The browser tests use it to give a user a device the console then lists and removes.
+// string (with node's crypto, not the service's Rust code, so that the two cannot share a
+// bug). The tests' one app API signer: the console's tests register devices with it for the
+// console to list and remove, and the push tests sign with the key the real `eauth` stored
+// (lib/eauth-app.js) what a genuine app never sends.
 "use strict";
 
 const crypto = require("node:crypto");
 
-const { requestJson } = require("./service");
+/** Ed25519's PKCS #8 prefix for a raw 32-byte seed (RFC 8410), to load eauth's stored key. */
+const ED25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b657004220420", "hex");
+
+/** @typedef {Awaited<ReturnType<typeof import("./service").startService>>} Service eauthd (lib/service.js) */
 
 class Device {
   /**
-   * @param {{ url: string, ca: Buffer }} service eauthd (lib/service.js)
-   * @param {string} name
+   * A device of `service` that signs with `privateKey` (a new key unless given).
+   * @param {Service} service
+   * @param {crypto.KeyObject} [privateKey]
    */
-  constructor(service, name) {
+  constructor(service, privateKey = crypto.generateKeyPairSync("ed25519").privateKey) {
     this.service = service;
-    this.name = name;
-    const { publicKey, privateKey } = crypto.generateKeyPairSync("ed25519");
     this.privateKey = privateKey;
     /** The raw 32-byte key in base64url without padding: exactly JWK's `x`. */
-    this.publicKey = /** @type {string} */ (publicKey.export({ format: "jwk" }).x);
+    this.publicKey = /** @type {string} */ (crypto.createPublicKey(privateKey).export({ format: "jwk" }).x);
     /** @type {string | null} the id the service gave at registration */
     this.id = null;
   }
 
   /**
-   * Registers a new device for `user` (a `User` of lib/service.js) with its current code, which
-   * the service then counts as used; resolves with the device.
-   * @param {{ url: string, ca: Buffer }} service
+   * A device registered elsewhere, e.g. by `eauth add --server`: its id, and its key as eauth's
+   * accounts file keeps it (the base64url Ed25519 seed). Pairing one device's id with another's
+   * key makes a forged request.
+   * @param {Service} service
+   * @param {{ id: string, key: string }} stored
+   */
+  static fromSeed(service, { id, key }) {
+    const privateKey = crypto.createPrivateKey({
+      key: Buffer.concat([ED25519_PKCS8_PREFIX, Buffer.from(key, "base64url")]),
+      format: "der",
+      type: "pkcs8",
+    });
+    const device = new Device(service, privateKey);
+    device.id = id;
+    return device;
+  }
+
+  /**
+   * Registers a new device named `name` for `user` (a `User` of lib/service.js) with its
+   * current code, which the service then counts as used; resolves with the device.
+   * @param {Service} service
    * @param {import("./service").User} user
    * @param {string} name
    */
   static async register(service, user, name) {
-    const device = new Device(service, name);
+    const device = new Device(service);
     const body = {
       client_id: user.app.client_id,
       email: user.email,
@@ -72,16 +95,10 @@ class Device {
       crypto.createHash("sha256").update(body).digest("hex"),
     ].join("\n");
     const signature = crypto.sign(null, Buffer.from(canonical), this.privateKey).toString("base64url");
-    /** @type {Record<string, string | number>} */
-    const headers = {
-      "Content-Type": "application/json",
-      "Content-Length": Buffer.byteLength(body),
-      "X-EAuth-Timestamp": timestamp,
-      "X-EAuth-Nonce": nonce,
-      "X-EAuth-Signature": signature,
-    };
+    /** @type {Record<string, string>} */
+    const headers = { "X-EAuth-Timestamp": timestamp, "X-EAuth-Nonce": nonce, "X-EAuth-Signature": signature };
     if (this.id) headers["X-EAuth-Device"] = this.id;
-    return requestJson(`${this.service.url}${pathAndQuery}`, { method, ca: this.service.ca, headers, payload: body });
+    return this.service.request(method, pathAndQuery, headers, body);
   }
 }
 

@@ -40,32 +40,6 @@ async function startService({ logPath, sessionTtlSecs }) {
   }
 }
 
-/**
- * An HTTPS request whose answer must be JSON (every answer of the service's APIs is, errors
- * included); resolves with `{status, body}` whatever the status.
- * @param {string} url
- * @param {{ method: string, ca: Buffer, headers: Record<string, string | number>, payload: string }} options
- * @returns {Promise<{ status: number | undefined, body: any }>}
- */
-function requestJson(url, { method, ca, headers, payload }) {
-  return new Promise((resolve, reject) => {
-    const request = https.request(url, { method, ca, headers }, (response) => {
-      let text = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk) => (text += chunk));
-      response.on("end", () => {
-        try {
-          resolve({ status: response.statusCode, body: JSON.parse(text) });
-        } catch (error) {
-          reject(new Error(`${method} ${url} answered ${response.statusCode} with non-JSON: ${text}`));
-        }
-      });
-    });
-    request.on("error", reject);
-    request.end(payload);
-  });
-}
-
 class Service {
   constructor({ url, dataDir, env, program }) {
     /** e.g. `https://127.0.0.1:41234` */
@@ -96,12 +70,44 @@ class Service {
 
   /** POSTs JSON to the API over verified TLS; resolves with `{status, body}`. */
   api(apiKey, endpoint, body) {
-    const payload = JSON.stringify(body);
-    return requestJson(`${this.url}/authen-api/api/v1/${endpoint}`, {
-      method: "POST",
-      ca: this.ca,
-      headers: { "Content-Type": "application/json", "X-API-Key": apiKey, "Content-Length": Buffer.byteLength(payload) },
-      payload,
+    return this.request("POST", `/authen-api/api/v1/${endpoint}`, { "X-API-Key": apiKey }, JSON.stringify(body));
+  }
+
+  /**
+   * Sends `method path` with a JSON `payload` and `headers` over verified TLS. The answer must
+   * be JSON (every answer of the service's APIs is, errors included); resolves with
+   * `{status, body}` whatever the status. The tests' one HTTPS client: the API and the app API
+   * (lib/device.js) go through it.
+   * @param {string} method
+   * @param {string} pathAndQuery
+   * @param {Record<string, string>} headers
+   * @param {string} payload
+   * @returns {Promise<{ status: number | undefined, body: any }>}
+   */
+  request(method, pathAndQuery, headers, payload) {
+    return new Promise((resolve, reject) => {
+      const request = https.request(
+        `${this.url}${pathAndQuery}`,
+        {
+          method,
+          ca: this.ca,
+          headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(payload), ...headers },
+        },
+        (response) => {
+          let text = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk) => (text += chunk));
+          response.on("end", () => {
+            try {
+              resolve({ status: response.statusCode, body: JSON.parse(text) });
+            } catch (error) {
+              reject(new Error(`${method} ${pathAndQuery} answered ${response.statusCode} with non-JSON: ${text}`));
+            }
+          });
+        },
+      );
+      request.on("error", reject);
+      request.end(payload);
     });
   }
 
@@ -180,6 +186,11 @@ class User {
     this.lastUsedStep = Math.max(this.lastUsedStep, this.pendingStep);
   }
 
+  /** Records that the code of `step` was used elsewhere (e.g. to register a device). */
+  usedCodeOf(step) {
+    this.lastUsedStep = Math.max(this.lastUsedStep, step);
+  }
+
   /** A 6-digit code that no step near now produces: certainly wrong. */
   wrongCode() {
     const now = stepAt(Date.now() / 1000);
@@ -190,4 +201,4 @@ class User {
   }
 }
 
-module.exports = { startService, requestJson, User, REPO_ROOT, EAUTHD };
+module.exports = { startService, User, REPO_ROOT, EAUTHD };

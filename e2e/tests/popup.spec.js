@@ -4,16 +4,7 @@
 "use strict";
 
 const { test, expect } = require("../fixtures");
-const { submitCode, deny, expectOutcome } = require("../lib/signin-page");
-
-/** Opens the portal's page and presses its button; resolves with the sign-in popup. */
-async function openPopup(page, portal, token, service) {
-  await page.goto(portal.popupPageUrl(token));
-  const [popup] = await Promise.all([page.waitForEvent("popup"), page.getByRole("button", { name: "Sign in with eAuthenticator" }).click()]);
-  await popup.waitForLoadState();
-  expect(new URL(popup.url()).origin).toBe(service.origin);
-  return popup;
-}
+const { submitCode, deny, expectOutcome, openPopup, portalResult } = require("../lib/signin-page");
 
 /**
  * Presses the failure page's "Sign in", which posts the outcome and closes the popup at once:
@@ -28,13 +19,6 @@ async function pressSignInAndClose(popup) {
       if (!popup.isClosed()) throw error;
     });
   await closed;
-}
-
-/** What the portal page's eauth.js call came to: `{ok, sessionToken, state}` or `{ok, code}`. */
-async function portalResult(page) {
-  const result = page.locator("#result");
-  await expect(result).toHaveAttribute("data-status", "done");
-  return JSON.parse(/** @type {string} */ (await result.textContent()));
 }
 
 test("a portal on another origin signs in with a popup: it gets the session token and its state, and the popup closes", async ({ page, service, portal, user, snap }) => {

@@ -5,15 +5,9 @@
 
 const crypto = require("node:crypto");
 const { test, expect } = require("../fixtures");
-const { signinUrl, codeInput, submitCode, deny, expectOutcome, signInLink } = require("../lib/signin-page");
+const { signinUrl, codeInput, submitCode, deny, expectOutcome, signInLink, arrivedAtPortal, expectFailureLink, expectOneVerifiedCallback } = require("../lib/signin-page");
 
 const newState = () => crypto.randomBytes(8).toString("hex");
-
-/** Waits until the browser is at the portal's redirect URI; returns its query. */
-async function arrivedAtPortal(page, portal) {
-  await page.waitForURL((url) => url.origin === portal.origin && url.pathname === "/callback");
-  return new URL(page.url()).searchParams;
-}
 
 /** Types the right code and waits to land on the portal; returns the query it landed with. */
 async function approve(page, portal, user) {
@@ -23,29 +17,12 @@ async function approve(page, portal, user) {
   return query;
 }
 
-/** A failure's "Sign in" link goes back to the redirect URI with the error and state, no token. */
-function expectFailureLink(link, portal, error, state) {
-  expect(`${link.origin}${link.pathname}`).toBe(portal.redirectUri);
-  expect([...link.searchParams]).toEqual([
-    ["error", error],
-    ["state", state],
-  ]);
-}
-
 /** Opens the sign-in page in `page` and in another tab, which it returns, left open. */
 async function openInTwoTabs(context, page, url) {
   const other = await context.newPage();
   await other.goto(url);
   await page.goto(url);
   return other;
-}
-
-/** The one callback the portal got for `token`: verified, with this result. */
-async function expectOneVerifiedCallback(portal, token, result) {
-  const callback = await portal.waitForCallback(token);
-  expect(callback, callback.problem ?? "").toMatchObject({ verified: true, result });
-  expect(portal.callbacksFor(token)).toHaveLength(1);
-  return callback;
 }
 
 test("a user who types the right code lands on the redirect URI with the session token, and the portal already has a verified callback", async ({ page, service, portal, user }) => {

@@ -86,6 +86,20 @@ pub enum Error {
     /// A question on standard input went unanswered.
     #[error("no answer on standard input")]
     NoAnswer,
+    /// `eauth remove` of a registered account whose device the service did not remove.
+    #[error(
+        "cannot unregister {label} from {server} ({cause}); nothing was removed: try again, or \
+         remove it from this computer only with `eauth remove --local {label:?}` (its device \
+         then stays registered until the portal sets up 2FA again)"
+    )]
+    StillRegistered {
+        /// The account.
+        label: String,
+        /// The service's origin.
+        server: String,
+        /// Why the service did not remove the device.
+        cause: Box<PushError>,
+    },
 }
 
 fn wrong_number(attempts_left: u32) -> String {
@@ -116,7 +130,9 @@ impl Error {
             | Self::NoAnswer => EXIT_BAD_INPUT,
             Self::Push(PushError::ServerUrl(_) | PushError::CaCert { .. }) => EXIT_BAD_INPUT,
             Self::Push(error) if error.code() == Some("NOT_FOUND") => EXIT_BAD_INPUT,
-            Self::Store(_) | Self::Stdin(_) | Self::Push(_) => EXIT_FAILURE,
+            Self::Store(_) | Self::Stdin(_) | Self::Push(_) | Self::StillRegistered { .. } => {
+                EXIT_FAILURE
+            }
         }
     }
 }
@@ -392,10 +408,79 @@ pub fn watched(file: &AccountsFile, query: Option<&str>) -> Result<Vec<Account>,
     }
 }
 
-/// Removes the account `query` names and returns its label.
-pub fn remove(file: &AccountsFile, query: &str) -> Result<String, Error> {
+/// What `eauth remove` did about the removed account's device at the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unregistration {
+    /// The account was not registered for push approval.
+    NotRegistered,
+    /// The service removed the device.
+    Unregistered {
+        /// The service's origin.
+        server: String,
+    },
+    /// The service no longer knew the device (the portal set up 2FA again, or disabled it).
+    AlreadyGone {
+        /// The service's origin.
+        server: String,
+    },
+    /// `--local`: the device is still registered at the service.
+    StillRegistered {
+        /// The service's origin.
+        server: String,
+    },
+}
+
+/// An account that was removed.
+#[derive(Debug)]
+pub struct Removed {
+    /// Its label (`issuer:name`).
+    pub label: String,
+    /// What became of its device.
+    pub device: Unregistration,
+}
+
+/// Removes the account `query` names. A registered account's device is unregistered first
+/// (at `now`): if the service does not answer that it removed it, or no longer knew it, the
+/// account is kept and the error says so, since a device left registered can still approve
+/// sign-ins with any copy of its key. With `local` the account is removed from the file only,
+/// and the caller warns that the device stays registered.
+pub fn remove(file: &AccountsFile, query: &str, local: bool, now: i64) -> Result<Removed, Error> {
+    let accounts = file.load()?;
+    let account = accounts[account::select(&accounts, Some(query))?].clone();
+    let label = account.label();
+    let device = match account.device() {
+        None => Unregistration::NotRegistered,
+        Some(device) => {
+            let server = device.server.origin().ascii_serialization();
+            if local {
+                Unregistration::StillRegistered { server }
+            } else {
+                match Service::of(device).and_then(|service| service.unregister(device, now)) {
+                    Ok(()) => Unregistration::Unregistered { server },
+                    Err(error) if error.code() == Some("UNKNOWN_DEVICE") => {
+                        Unregistration::AlreadyGone { server }
+                    }
+                    Err(cause) => {
+                        return Err(Error::StillRegistered {
+                            label,
+                            server,
+                            cause: Box::new(cause),
+                        });
+                    }
+                }
+            }
+        }
+    };
+    // The network call ran without the file's lock: remove the account picked, unless another
+    // `eauth` removed it meanwhile, and keep whatever else changed.
+    let device_id = account.device().map(|device| device.id);
     file.update(|accounts| {
-        let index = account::select(accounts, Some(query))?;
-        Ok(accounts.remove(index).label())
-    })
+        if let Some(index) = accounts.iter().position(|known| {
+            known.is_same_account_as(&account) && known.device().map(|d| d.id) == device_id
+        }) {
+            accounts.remove(index);
+        }
+        Ok::<_, Error>(())
+    })?;
+    Ok(Removed { label, device })
 }

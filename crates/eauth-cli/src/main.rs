@@ -11,7 +11,7 @@ use std::{
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use eauth_cli::{
-    app::{self, Added, EXIT_FAILURE, Error, Registering},
+    app::{self, Added, EXIT_FAILURE, Error, Registering, Unregistration},
     push, render,
     store::{self, AccountsFile, StoreError},
     watch,
@@ -40,10 +40,15 @@ enum Command {
     List,
     /// Show an account's current code and how many seconds it stays valid.
     Code(Code),
-    /// Remove an account.
+    /// Remove an account; one registered for push approval is unregistered at the service
+    /// first.
     Remove {
         /// `issuer:name`, or a part of it that matches one account only.
         account: String,
+        /// Remove it from this computer only, when the service cannot be reached: its device
+        /// then stays registered until the portal sets up 2FA again.
+        #[arg(long)]
+        local: bool,
     },
     /// Approve a pending sign-in with the number its page shows in the browser.
     Approve(Approve),
@@ -232,8 +237,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             )
             .map_err(|error| Failure::Io("cannot show the codes", error.to_string()))?;
         }
-        Command::Remove { account } => {
-            println!("removed {}", app::remove(&file, &account)?);
+        Command::Remove { account, local } => {
+            let removed = app::remove(&file, &account, local, now())?;
+            let label = &removed.label;
+            match &removed.device {
+                Unregistration::NotRegistered => println!("removed {label}"),
+                Unregistration::Unregistered { server } => {
+                    println!("removed {label} (unregistered from {server})");
+                }
+                Unregistration::AlreadyGone { server } => {
+                    println!("removed {label} ({server} had already forgotten its device)");
+                }
+                Unregistration::StillRegistered { server } => {
+                    println!("removed {label}");
+                    eprintln!(
+                        "eauth: warning: its device is still registered at {server}: a copy of \
+                         the key this file held (a backup) can approve sign-ins until the portal \
+                         sets up 2FA again"
+                    );
+                }
+            }
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Push approval: `eauth` as a device of the eAuthenticator service. It registers an
-//! account's Ed25519 key with a current code, lists the account's pending sign-ins and
-//! approves one with the number the browser shows, or denies it — every request signed as
-//! `docs/app-api.md` describes.
+//! account's Ed25519 key with a current code, lists the account's pending sign-ins, approves
+//! one with the number the browser shows or denies it, and unregisters the device when the
+//! account is removed — every request signed as `docs/app-api.md` describes.
 //!
 //! Blocking HTTP (reqwest's blocking client over rustls with ring): `eauth` does one thing at
 //! a time, and a long poll per account runs on a thread of its own.
@@ -329,6 +329,19 @@ impl Service {
         let path = format!("/app-api/v1/signins/{signin}/deny");
         self.send(&device.key, Some(device.id), Method::POST, &path, None, now)
             .map(drop)
+    }
+
+    /// Unregisters the device: the service forgets it, and refuses its key from then on.
+    pub fn unregister(&self, device: &Device, now: i64) -> Result<(), PushError> {
+        self.send(
+            &device.key,
+            Some(device.id),
+            Method::DELETE,
+            "/app-api/v1/device",
+            None,
+            now,
+        )
+        .map(drop)
     }
 }
 

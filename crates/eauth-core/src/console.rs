@@ -1,5 +1,5 @@
 //! The Domain Console's accounts: passwords and their hashes, the session cookie's token, the
-//! sign-in throttle, and the actions the audit log records.
+//! sign-in and registration throttles, and the actions the audit log records.
 //!
 //! Hashing is CPU-heavy on purpose (argon2id): callers run [`hash_password`] and
 //! [`verify_password`] off the async executor.
@@ -12,6 +12,8 @@ use argon2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+
+use crate::throttle::source_group;
 
 /// The shortest password accepted (NIST SP 800-63B §3.1.1.2 asks for 8 at least; integrators
 /// hold API keys, so more).
@@ -143,21 +145,8 @@ pub const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 /// accounts. This bounds how fast one address can ask (and how many accounts it can make).
 pub const MAX_REGISTRATIONS_PER_ADDRESS: u32 = 10;
 
-/// A source address as the throttles count it: an IPv6 client's whole /64, which one host
-/// usually has to itself and can hop around in.
-fn throttled_address(source: IpAddr) -> String {
-    match source.to_canonical() {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => {
-            let net = ipnet::Ipv6Net::new(ip, 64)
-                .expect("BUG: 64 is a valid IPv6 prefix length")
-                .trunc();
-            net.to_string()
-        }
-    }
-}
-
-/// The keys failures are counted under: the account as typed, and the source address.
+/// The keys failures are counted under: the account as typed, and the source address's group
+/// ([`source_group`]: an IPv6 client's whole /64).
 pub fn throttle_keys(typed_email: &str, source: IpAddr) -> [String; 2] {
     let mut account: String = typed_email.trim().to_lowercase();
     // Bounded: the key is stored, and an email cannot be longer (RFC 5321).
@@ -166,13 +155,13 @@ pub fn throttle_keys(typed_email: &str, source: IpAddr) -> [String; 2] {
     }
     [
         format!("account:{account}"),
-        format!("address:{}", throttled_address(source)),
+        format!("address:{}", source_group(source)),
     ]
 }
 
 /// The key registrations from `source` are counted under.
 pub fn registration_throttle_key(source: IpAddr) -> String {
-    format!("registration:{}", throttled_address(source))
+    format!("registration:{}", source_group(source))
 }
 
 /// Whether a sign-in must be refused without looking at the password, given the failures
@@ -314,12 +303,14 @@ mod tests {
     }
 
     #[test]
-    fn registrations_are_counted_per_address_and_ipv6_per_64() {
+    fn registrations_are_counted_per_source_group() {
+        // How addresses are grouped is `throttle::source_group`'s, tested there.
         let key = |ip: &str| registration_throttle_key(ip.parse().expect("ip"));
         assert_eq!(key("203.0.113.7"), "registration:203.0.113.7");
-        assert_eq!(key("::ffff:203.0.113.7"), "registration:203.0.113.7");
-        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
-        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1"),
+            "registration:2001:db8:1:2::/64"
+        );
         // Not the sign-in throttle's address key: registering does not lock anyone's sign-in.
         let [_, address] = throttle_keys("x", "203.0.113.7".parse().expect("ip"));
         assert_ne!(key("203.0.113.7"), address);

@@ -9,10 +9,12 @@ pub mod callback;
 pub mod console;
 pub mod credentials;
 pub mod device;
+pub mod device_registration;
 pub mod email;
 pub mod push;
 pub mod session;
 pub mod signin;
+pub mod throttle;
 pub mod totp;
 pub mod vault;
 

@@ -1,6 +1,7 @@
 //! The background work of a finished sign-in: finishing sessions that ran out of time
 //! (TIMEOUT) and delivering every finished session's signed callback to its application; and
-//! forgetting the nonces of app requests that can no longer be fresh.
+//! forgetting the nonces of app requests that can no longer be fresh and the device
+//! registration throttle's windows that ended.
 //!
 //! Each is a step the tests can drive ([`sweep_expired`], [`deliver_next`],
 //! [`prune_nonces`]); [`run`] is the loop around them. Callbacks are claimed from the durable outbox under a lease, so with
@@ -74,8 +75,11 @@ pub async fn sweep_expired(state: &AppState, now: i64) -> anyhow::Result<usize> 
 
 /// Forgets the nonces of app requests too old to be accepted at `now`: a replay of one is
 /// refused as stale, so remembering it longer protects nothing.
+/// Also forgets the registration throttle's windows that ended before `now`, which count
+/// nothing any more. Returns how many rows went.
 pub async fn prune_nonces(state: &AppState, now: i64) -> anyhow::Result<u64> {
-    Ok(state.store.prune_nonces(now).await?)
+    let nonces = state.store.prune_nonces(now).await?;
+    Ok(nonces + state.store.prune_registration_failures(now).await?)
 }
 
 /// Claims the callback due soonest and attempts it.
@@ -223,7 +227,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             tracing::error!(error = ?error, "cannot finish expired sessions");
         }
         if let Err(error) = prune_nonces(&state, now).await {
-            tracing::error!(error = ?error, "cannot forget stale app request nonces");
+            tracing::error!(error = ?error, "cannot forget stale app request nonces or throttle windows");
         }
         loop {
             match deliver_next(&state, state.clock.now()).await {

@@ -7,7 +7,10 @@
 
 use eauth_core::{
     ApplicationName, ClientId, DeviceId, DeviceName, DevicePublicKey, Email, MatchNumber,
-    SessionStatus, VaultError, push::PushVerdict, signin::Verdict,
+    SessionStatus, VaultError,
+    device_registration::{self, FailureWindow, ThrottleKeys},
+    push::PushVerdict,
+    signin::Verdict,
 };
 use uuid::Uuid;
 
@@ -70,13 +73,21 @@ impl TryFrom<DeviceRow> for Device {
     }
 }
 
-/// What [`Store::register_device`] found and did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registration {
-    /// Nobody with this client_id and email is enrolled; nothing was judged.
-    NotEnrolled,
-    /// The code's verdict, already applied; the device is stored when it is `Approved`.
-    Judged(Verdict),
+#[derive(sqlx::FromRow)]
+struct FailureWindowRow {
+    failures: i32,
+    window_ends_at: i64,
+}
+
+impl TryFrom<FailureWindowRow> for FailureWindow {
+    type Error = StoreError;
+
+    fn try_from(row: FailureWindowRow) -> Result<Self> {
+        Ok(Self {
+            failures: u32::try_from(row.failures).map_err(|e| corrupt("failures", e))?,
+            ends_at: row.window_ends_at,
+        })
+    }
 }
 
 /// A pending sign-in as the app lists it: never its number.
@@ -124,42 +135,124 @@ pub enum PushAttempt {
 }
 
 impl Store {
-    /// Registers `device` if `judge` approves the code it came with: with the enrollment's row
-    /// locked, the verdict is applied as a code's on the sign-in page is (the step marked used,
-    /// or a failure counted towards throttling and the lock) and the device inserted, all in
-    /// one transaction. A public key registered already is a [`StoreError::Conflict`], and
-    /// then nothing is written, the code's step included.
+    /// Registers `device` if `judge` approves the code it came with. With the rows of the
+    /// registration's throttle `keys` and the enrollment locked, `judge` sees the user key's
+    /// and the address key's windows and the enrollment (`None`: nobody is enrolled), and its
+    /// verdict is applied in the same transaction:
+    ///
+    /// - approved: the code's step is marked used and the sign-in's failures cleared (as a
+    ///   right code on the sign-in page does), the device inserted, the user key's failures
+    ///   forgotten;
+    /// - refused: a failure is counted under both keys, and the enrollment is left alone: a
+    ///   registration never counts towards the sign-in's back-off or lock;
+    /// - locked or throttled: nothing changes.
+    ///
+    /// The throttle rows are locked first, in the same order by every registration, so that
+    /// concurrent registrations of one user or address, in any process, count one after the
+    /// other. A public key registered already is a [`StoreError::Conflict`], and then nothing
+    /// is written, the code's step included.
     pub async fn register_device(
         &self,
         device: &Device,
-        judge: impl FnOnce(&Enrollment) -> Result<Verdict, VaultError>,
-    ) -> Result<Registration> {
+        keys: &ThrottleKeys,
+        judge: impl FnOnce(
+            Option<FailureWindow>,
+            Option<FailureWindow>,
+            Option<&Enrollment>,
+        ) -> Result<device_registration::Verdict, VaultError>,
+    ) -> Result<device_registration::Verdict> {
         let locks = self.row_locks();
+        let window_sql = format!(
+            "SELECT failures, window_ends_at FROM registration_failures WHERE throttle_key = $1{}",
+            locks.lock
+        );
         let now = device.created_at;
         on_pool!(self, pool => {
             let mut tx = pool.begin_with(locks.begin).await?;
-            let Some(enrollment) = locked_enrollment_in!(tx, locks, device.client_id, device.email) else {
-                return Ok(Registration::NotEnrolled);
-            };
-            let verdict = judge(&enrollment)
-                .map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
-            judge_enrollment_in!(tx, device.client_id, device.email, verdict, now);
-            if let Verdict::Approved { .. } = verdict {
-                sqlx::query(concat!(
-                    "INSERT INTO devices (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"
-                ))
-                .bind(device.id.to_string())
-                .bind(device.client_id.to_string())
-                .bind(device.email.as_str())
-                .bind(device.public_key.as_bytes().as_slice())
-                .bind(device.name.as_str())
-                .bind(device.created_at)
+            let mut windows = [None, None];
+            for (key, window) in [&keys.user, &keys.address].into_iter().zip(&mut windows) {
+                // A row to lock, also for the first failure of a key.
+                sqlx::query(
+                    "INSERT INTO registration_failures (throttle_key, failures, window_ends_at)
+                     VALUES ($1, 0, $2) ON CONFLICT (throttle_key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                let row: FailureWindowRow = sqlx::query_as(sqlx::AssertSqlSafe(window_sql.clone()))
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                *window = Some(row.try_into()?);
+            }
+            let [user, address] = windows;
+            let enrollment = locked_enrollment_in!(tx, locks, device.client_id, device.email);
+            let verdict = judge(user, address, enrollment.as_ref())
+                .map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
+            match verdict {
+                device_registration::Verdict::Approved { step } => {
+                    judge_enrollment_in!(tx, device.client_id, device.email, Verdict::Approved { step }, now);
+                    sqlx::query(concat!(
+                        "INSERT INTO devices (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(device.id.to_string())
+                    .bind(device.client_id.to_string())
+                    .bind(device.email.as_str())
+                    .bind(device.public_key.as_bytes().as_slice())
+                    .bind(device.name.as_str())
+                    .bind(device.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM registration_failures WHERE throttle_key = $1")
+                        .bind(&keys.user)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                device_registration::Verdict::Refused(_) => {
+                    for (key, rule, window) in [
+                        (&keys.user, device_registration::USER, user),
+                        (&keys.address, device_registration::ADDRESS, address),
+                    ] {
+                        let counted = rule.after_failure(window, now);
+                        sqlx::query(
+                            "UPDATE registration_failures SET failures = $2, window_ends_at = $3
+                             WHERE throttle_key = $1",
+                        )
+                        .bind(key)
+                        .bind(i32::try_from(counted.failures).unwrap_or(i32::MAX))
+                        .bind(counted.ends_at)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                device_registration::Verdict::Locked | device_registration::Verdict::Throttled { .. } => {}
             }
             tx.commit().await?;
-            Ok(Registration::Judged(verdict))
+            Ok(verdict)
         })
+    }
+
+    /// The failures counted under a registration throttle key, if it has a row.
+    pub async fn registration_failures(&self, key: &str) -> Result<Option<FailureWindow>> {
+        let row: Option<FailureWindowRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT failures, window_ends_at FROM registration_failures WHERE throttle_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await?);
+        row.map(FailureWindow::try_from).transpose()
+    }
+
+    /// Forgets the registration throttle's windows that ended before `now`; returns how many.
+    pub async fn prune_registration_failures(&self, now: i64) -> Result<u64> {
+        Ok(on_pool!(self, pool => sqlx::query(
+            "DELETE FROM registration_failures WHERE window_ends_at < $1",
+        )
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()))
     }
 
     /// The device with this id.

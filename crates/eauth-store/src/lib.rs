@@ -304,7 +304,7 @@ mod sessions;
 
 pub use attempts::{Attempt, Judge};
 
-pub use devices::{Device, PendingSignin, PushAttempt, Registration};
+pub use devices::{Device, PendingSignin, PushAttempt};
 
 mod console;
 

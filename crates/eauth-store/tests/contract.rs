@@ -5,13 +5,14 @@ use eauth_core::{
     Algorithm, ApiKey, ApplicationName, CallbackUrl, ClientId, CodeRejected, DeviceId, DeviceKey,
     DeviceName, Email, IpAllowList, MatchNumber, RedirectUri, SessionStatus, TotpParams,
     console::AuditAction,
+    device_registration::{self, FailureWindow, ThrottleKeys},
     push::{PushVerdict, RejectReason},
     signin::Verdict,
 };
 use eauth_store::{
     Application, Attempt, CallbackStatus, DeliveryResult, Device, Enrollment, NewAuditEntry,
-    NewEnrollment, PageRequest, PushAttempt, Registration, Session, SessionCutoffs, SessionFilter,
-    Store, StoreError, StoredSessionKey,
+    NewEnrollment, PageRequest, PushAttempt, Session, SessionCutoffs, SessionFilter, Store,
+    StoreError, StoredSessionKey,
     testing::{Backend, TestDatabase},
 };
 use uuid::Uuid;
@@ -54,7 +55,8 @@ contract!(
     delivery_results_are_recorded,
     expired_pending_sessions_are_found_oldest_first,
     a_device_is_stored_only_with_an_approved_code_and_its_step_is_used,
-    a_refused_registration_counts_a_failure_and_stores_no_device,
+    a_refused_registration_counts_under_both_keys_and_never_touches_the_enrollment,
+    concurrent_registrations_of_one_user_each_see_the_failures_before_them,
     a_device_is_listed_and_removed_only_through_its_own_application,
     enabling_again_or_disabling_removes_the_users_devices_only,
     a_nonce_is_accepted_once_per_signer_until_it_is_pruned,
@@ -1218,15 +1220,27 @@ fn device_of(session: &Session, at: i64) -> Device {
 async fn session_with_device(store: &Store) -> (Session, Device) {
     let pending = pending_session(store).await;
     let device = device_of(&pending, NOW);
+    register_approved(store, &device, 7).await;
+    (pending, device)
+}
+
+/// The throttle keys of a registration of `device` from one address.
+fn keys_of(device: &Device) -> ThrottleKeys {
+    ThrottleKeys::new(
+        device.client_id,
+        &device.email,
+        "203.0.113.7".parse().expect("ip"),
+    )
+}
+
+/// Registers `device` as if its code were right for `step`.
+async fn register_approved(store: &Store, device: &Device, step: u64) {
+    let approved = device_registration::Verdict::Approved { step };
     let registered = store
-        .register_device(&device, |_| Ok(Verdict::Approved { step: 7 }))
+        .register_device(device, &keys_of(device), |_, _, _| Ok(approved))
         .await
         .expect("register");
-    assert_eq!(
-        registered,
-        Registration::Judged(Verdict::Approved { step: 7 })
-    );
-    (pending, device)
+    assert_eq!(registered, approved);
 }
 
 async fn enrollment_of(store: &Store, session: &Session) -> eauth_store::Enrollment {
@@ -1262,9 +1276,9 @@ async fn a_device_is_stored_only_with_an_approved_code_and_its_step_is_used(stor
     };
     assert!(matches!(
         store
-            .register_device(&twin, |enrollment| {
-                assert_eq!(enrollment.last_used_step, Some(7));
-                Ok(Verdict::Approved { step: 8 })
+            .register_device(&twin, &keys_of(&twin), |_, _, enrollment| {
+                assert_eq!(enrollment.expect("enrolled").last_used_step, Some(7));
+                Ok(device_registration::Verdict::Approved { step: 8 })
             })
             .await,
         Err(StoreError::Conflict)
@@ -1302,16 +1316,10 @@ async fn a_device_is_listed_and_removed_only_through_its_own_application(store: 
         .await
         .expect("enable");
     let others = device_of(&session(other.client_id, &pending.email), NOW);
-    store
-        .register_device(&others, |_| Ok(Verdict::Approved { step: 1 }))
-        .await
-        .expect("register");
+    register_approved(&store, &others, 1).await;
     // A second device of the first user, registered later, and a user without any.
     let later = device_of(&pending, NOW + 5);
-    store
-        .register_device(&later, |_| Ok(Verdict::Approved { step: 8 }))
-        .await
-        .expect("register");
+    register_approved(&store, &later, 8).await;
     let john = Email::parse("john@example.com").expect("email");
     store
         .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
@@ -1371,47 +1379,178 @@ async fn a_device_is_listed_and_removed_only_through_its_own_application(store: 
     );
 }
 
-async fn a_refused_registration_counts_a_failure_and_stores_no_device(store: Store) {
+async fn a_refused_registration_counts_under_both_keys_and_never_touches_the_enrollment(
+    store: Store,
+) {
     let pending = pending_session(&store).await;
     let device = device_of(&pending, NOW);
-    let wrong = Verdict::Wrong {
-        reason: CodeRejected::Replayed,
-        attempts_left: 4,
-        locked: false,
+    let keys = keys_of(&device);
+    let window = |failures, ends_at| Some(FailureWindow { failures, ends_at });
+    let counted = |key: &str| {
+        let store = store.clone();
+        let key = key.to_owned();
+        async move { store.registration_failures(&key).await.expect("read") }
     };
-    assert_eq!(
-        store
-            .register_device(&device, |_| Ok(wrong))
-            .await
-            .expect("register"),
-        Registration::Judged(wrong)
-    );
+    let refused = device_registration::Verdict::Refused(CodeRejected::Wrong);
+    let register = |device: Device,
+                    verdict: device_registration::Verdict,
+                    seen: [Option<FailureWindow>; 2],
+                    enrolled: bool| {
+        let store = store.clone();
+        async move {
+            let keys = keys_of(&device);
+            let judged = store
+                .register_device(&device, &keys, |user, address, enrollment| {
+                    assert_eq!([user, address], seen, "the windows the judge sees");
+                    assert_eq!(enrollment.is_some(), enrolled);
+                    Ok(verdict)
+                })
+                .await
+                .expect("register");
+            assert_eq!(judged, verdict);
+        }
+    };
+
+    // A first key's row holds no failures yet.
+    register(
+        device.clone(),
+        refused,
+        [window(0, NOW), window(0, NOW)],
+        true,
+    )
+    .await;
     assert_eq!(store.device(device.id).await.expect("read"), None);
+    assert_eq!(counted(&keys.user).await, window(1, NOW + 86_400));
+    assert_eq!(counted(&keys.address).await, window(1, NOW + 3600));
     let enrollment = enrollment_of(&store, &pending).await;
     assert_eq!(
         (enrollment.consecutive_failures, enrollment.last_failure_at),
-        (1, Some(NOW))
-    );
-    let throttled = Verdict::Throttled { retry_at: NOW + 9 };
-    store
-        .register_device(&device, |_| Ok(throttled))
-        .await
-        .expect("register");
-    assert_eq!(
-        enrollment_of(&store, &pending).await.consecutive_failures,
-        1
+        (0, None),
+        "the sign-in's failures are not the registration's"
     );
 
-    let stranger = Device {
-        email: Email::parse("nobody@example.com").expect("email"),
-        ..device
+    let later = Device {
+        created_at: NOW + 10,
+        ..device.clone()
     };
+    let after_one = [window(1, NOW + 86_400), window(1, NOW + 3600)];
+    register(later.clone(), refused, after_one, true).await;
+    let after_two = [window(2, NOW + 86_400), window(2, NOW + 3600)];
+    assert_eq!(
+        [counted(&keys.user).await, counted(&keys.address).await],
+        after_two
+    );
+    for unchanged in [
+        device_registration::Verdict::Throttled { retry_at: NOW + 99 },
+        device_registration::Verdict::Locked,
+    ] {
+        register(later.clone(), unchanged, after_two, true).await;
+        assert_eq!(
+            [counted(&keys.user).await, counted(&keys.address).await],
+            after_two
+        );
+    }
+    assert_eq!(
+        enrollment_of(&store, &pending).await.consecutive_failures,
+        0
+    );
+
+    // Someone not enrolled is counted the same way, under a user key of their own.
+    let stranger = Device {
+        id: DeviceId::generate(),
+        email: Email::parse("nobody@example.com").expect("email"),
+        public_key: DeviceKey::generate().public_key(),
+        ..later.clone()
+    };
+    register(
+        stranger.clone(),
+        refused,
+        [window(0, NOW + 10), after_two[1]],
+        false,
+    )
+    .await;
+    assert_eq!(
+        counted(&keys_of(&stranger).user).await,
+        window(1, NOW + 10 + 86_400)
+    );
+    assert_eq!(counted(&keys.address).await, window(3, NOW + 3600));
+
+    // A success forgets the user's failures, not the address's, and marks the step used.
+    let approved = device_registration::Verdict::Approved { step: 9 };
+    register(
+        later.clone(),
+        approved,
+        [after_two[0], window(3, NOW + 3600)],
+        true,
+    )
+    .await;
+    assert_eq!(counted(&keys.user).await, None);
+    assert_eq!(counted(&keys.address).await, window(3, NOW + 3600));
+    assert_eq!(
+        enrollment_of(&store, &pending).await.last_used_step,
+        Some(9)
+    );
+    assert!(store.device(device.id).await.expect("read").is_some());
+
+    // Windows that ended are forgotten.
     assert_eq!(
         store
-            .register_device(&stranger, |_| panic!("not judged"))
+            .prune_registration_failures(NOW + 3600)
             .await
-            .expect("register"),
-        Registration::NotEnrolled
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_registration_failures(NOW + 3601)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(counted(&keys.address).await, None);
+    assert!(counted(&keys_of(&stranger).user).await.is_some());
+}
+
+async fn concurrent_registrations_of_one_user_each_see_the_failures_before_them(store: Store) {
+    let pending = pending_session(&store).await;
+    let attempts = 8;
+    let registrations = (0..attempts).map(|_| {
+        let store = store.clone();
+        let device = Device {
+            id: DeviceId::generate(),
+            public_key: DeviceKey::generate().public_key(),
+            ..device_of(&pending, NOW)
+        };
+        tokio::spawn(async move {
+            let mut seen = None;
+            store
+                .register_device(&device, &keys_of(&device), |user, _, _| {
+                    seen = user.map(|window| window.failures);
+                    Ok(device_registration::Verdict::Refused(CodeRejected::Wrong))
+                })
+                .await
+                .expect("register");
+            seen.expect("judged")
+        })
+    });
+    let mut seen = Vec::new();
+    for registration in registrations.collect::<Vec<_>>() {
+        seen.push(registration.await.expect("task"));
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..attempts).collect::<Vec<_>>(),
+        "one after the other"
+    );
+    let keys = keys_of(&device_of(&pending, NOW));
+    assert_eq!(
+        store
+            .registration_failures(&keys.user)
+            .await
+            .expect("read")
+            .map(|w| w.failures),
+        Some(attempts)
     );
 }
 
@@ -1423,10 +1562,7 @@ async fn enabling_again_or_disabling_removes_the_users_devices_only(store: Store
         .await
         .expect("enable");
     let johns = device_of(&session(pending.client_id, &john), NOW);
-    store
-        .register_device(&johns, |_| Ok(Verdict::Approved { step: 1 }))
-        .await
-        .expect("register");
+    register_approved(&store, &johns, 1).await;
 
     store
         .upsert_enrollment(&enrollment_for(&pending), NOW + 1)
@@ -1596,10 +1732,7 @@ async fn push_decisions_reach_only_the_devices_own_offered_sign_ins(store: Store
         .await
         .expect("enable");
     let johns = device_of(&session(pending.client_id, &john), NOW);
-    store
-        .register_device(&johns, |_| Ok(Verdict::Approved { step: 1 }))
-        .await
-        .expect("register");
+    register_approved(&store, &johns, 1).await;
     assert_eq!(decide(pending.id, johns.id).await, PushAttempt::NotFound);
     assert_eq!(
         store.session(pending.id).await.expect("read"),

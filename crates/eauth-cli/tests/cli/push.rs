@@ -1,6 +1,7 @@
 //! Push approval as a user does it: `eauth add --server` registers against a real service
 //! started by the test (HTTPS with its self-signed certificate, SQLite), the sign-in page
-//! shows a number, and `eauth approve` / `eauth deny` decide the sign-in.
+//! shows a number, `eauth approve` / `eauth deny` decide the sign-in, and `eauth remove`
+//! unregisters the device.
 
 use std::{
     path::PathBuf,
@@ -35,7 +36,7 @@ struct Service {
     store: Store,
     client_id: ClientId,
     api_key: String,
-    _server: RunningServer,
+    server: Option<RunningServer>,
     _data_dir: tempfile::TempDir,
     _database: TestDatabase,
 }
@@ -89,19 +90,31 @@ impl Service {
             store,
             client_id: credentials.client_id,
             api_key: credentials.api_key.expose().to_owned(),
-            _server: server,
+            server: Some(server),
             _data_dir: data_dir,
             _database: database,
         };
-        let enabled = service.call(
+        service.enable();
+        service
+    }
+
+    /// Enables 2FA for the user (again: a new history, and no devices).
+    fn enable(&self) {
+        let enabled = self.call(
             "/authen-api/api/v1/mfa/toggle",
             json!({
-                "client_id": service.client_id.to_string(), "email": EMAIL, "secret": SEED,
+                "client_id": self.client_id.to_string(), "email": EMAIL, "secret": SEED,
                 "action": "ENABLE", "type": "TOTP", "algorithm": "SHA1", "digits": 6, "period": 30,
             }),
         );
         assert_eq!(enabled["code"], "SUCCESS", "{enabled}");
-        service
+    }
+
+    /// Stops the service: its address then refuses connections (the database stays readable).
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown()).expect("shutdown");
+        }
     }
 
     fn call(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
@@ -402,4 +415,88 @@ fn a_default_server_registers_portal_accounts_and_leaves_others_alone() {
     assert_eq!(service.devices(), 1);
     let other = with_default(&["add", &format!("otpauth://totp/Other:bob?secret={SEED}")]).ok();
     assert_eq!(other.stdout, "added Other:bob\n");
+}
+
+#[test]
+fn eauth_remove_unregisters_the_device_before_it_forgets_the_account() {
+    let service = Service::start();
+    let sandbox = Sandbox::new();
+    service.add(&sandbox).ok();
+    sandbox.add(&super::uri("Other", "bob"));
+    assert_eq!(service.devices(), 1);
+
+    let removed = sandbox.run(&["remove", "portal"]).ok();
+    assert_eq!(
+        removed.stdout,
+        format!(
+            "removed Portal:{EMAIL} (unregistered from {})\n",
+            service.url
+        )
+    );
+    assert_eq!(removed.stderr, "");
+    assert_eq!(service.devices(), 0, "the service forgot the device");
+    assert_eq!(sandbox.labels(), ["Other:bob"]);
+    // An account without a device is removed as ever.
+    assert_eq!(
+        sandbox.run(&["remove", "other"]).ok().stdout,
+        "removed Other:bob\n"
+    );
+}
+
+#[test]
+fn eauth_remove_keeps_the_account_while_the_service_cannot_be_reached_unless_told_local() {
+    let mut service = Service::start();
+    let sandbox = Sandbox::new();
+    service.add(&sandbox).ok();
+    let before = sandbox.file_bytes();
+    service.stop();
+
+    let refused = sandbox
+        .run(&["remove", "portal"])
+        .refused(1, "nothing was removed");
+    for expected in [
+        &format!("cannot unregister Portal:{EMAIL} from {}", service.url),
+        "cannot reach",
+        &format!("eauth remove --local \"Portal:{EMAIL}\""),
+    ] {
+        assert!(refused.stderr.contains(expected), "{expected}: {refused:?}");
+    }
+    assert_eq!(
+        sandbox.file_bytes(),
+        before,
+        "the account and its key are kept"
+    );
+
+    let removed = sandbox.run(&["remove", "--local", "portal"]).ok();
+    assert_eq!(removed.stdout, format!("removed Portal:{EMAIL}\n"));
+    assert_eq!(removed.stderr.lines().count(), 1, "{removed:?}");
+    assert!(
+        removed.stderr.starts_with(&format!(
+            "eauth: warning: its device is still registered at {}",
+            service.url
+        )),
+        "{removed:?}"
+    );
+    assert!(sandbox.labels().is_empty());
+    assert_eq!(service.devices(), 1, "the service was not told");
+}
+
+#[test]
+fn eauth_remove_of_a_device_the_service_already_forgot_removes_the_account() {
+    let service = Service::start();
+    let sandbox = Sandbox::new();
+    service.add(&sandbox).ok();
+    // The portal sets up 2FA again: the service drops the user's devices.
+    service.enable();
+    assert_eq!(service.devices(), 0);
+
+    let removed = sandbox.run(&["remove", "portal"]).ok();
+    assert_eq!(
+        removed.stdout,
+        format!(
+            "removed Portal:{EMAIL} ({} had already forgotten its device)\n",
+            service.url
+        )
+    );
+    assert!(sandbox.labels().is_empty());
 }

@@ -1,22 +1,27 @@
 //! `POST /app-api/v1/devices`: the app registers its public key for one enrollment, proving
-//! that it holds the TOTP secret with a current code. The code is judged exactly as on the
-//! sign-in page (`signin::judge`): it is then used (RFC 6238 §5.2), and a wrong one counts
-//! towards the enrollment's throttling and lock (NIST SP 800-63B §5.2.2).
+//! that it holds the TOTP secret with a current code, which is then used (RFC 6238 §5.2).
+//! `DELETE /app-api/v1/device`: a registered device removes itself.
+//!
+//! Registration needs no password, so its wrong codes are counted by a throttle of their own
+//! (`eauth_core::device_registration`: per user and per source address), never towards the
+//! enrollment's sign-in lock, and an unenrolled user gets exactly the answers of an enrolled
+//! one with a wrong code.
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use eauth_core::{
-    ClientId, DeviceId, DeviceName, DevicePublicKey, Email, TotpCode, signin::Verdict,
-    totp::CodeRejected,
+    ClientId, CodeRejected, DeviceId, DeviceName, DevicePublicKey, Email, TotpCode,
+    device_registration::{self, EnrolledState, RegistrationState, ThrottleKeys, Verdict},
 };
-use eauth_store::{Device, Registration, StoreError};
+use eauth_store::{Device, StoreError};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::json;
 
 use super::{
     error::AppApiError,
     signed::{SignedRequest, json},
 };
-use crate::{api::success, state::AppState, webview::judge_code};
+use crate::{api::success, client_ip::ClientIp, state::AppState};
 
 /// What a device is called when the app does not say.
 const DEFAULT_NAME: &str = "eAuthenticator app";
@@ -38,6 +43,7 @@ fn invalid(reason: impl ToString) -> AppApiError {
 #[tracing::instrument(name = "register_device", skip_all, fields(client_id))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ClientIp(source): ClientIp,
     request: SignedRequest,
 ) -> Result<Response, AppApiError> {
     let body: RegisterRequest = json(request.body())?;
@@ -59,17 +65,34 @@ pub(crate) async fn register(
         name,
         created_at: now,
     };
+    let keys = ThrottleKeys::new(client_id, &device.email, source);
     let vault = &state.vault;
-    let registration = state
+    let judged = state
         .store
-        .register_device(&device, |enrollment| {
-            judge_code(vault, enrollment, 0, Some(&code), now)
+        .register_device(&device, &keys, |user, address, enrollment| {
+            let secret = enrollment
+                .map(|e| vault.open_totp_secret(e.client_id, &e.email, &e.sealed_secret))
+                .transpose()?;
+            let state = RegistrationState {
+                user,
+                address,
+                enrollment: enrollment.map(|e| EnrolledState {
+                    locked: e.locked_at.is_some(),
+                    last_used_step: e.last_used_step,
+                }),
+            };
+            Ok(device_registration::judge(state, now, |last_used| {
+                match (secret, enrollment) {
+                    (Some(secret), Some(e)) => {
+                        secret.verify(e.params, &code, u64::try_from(now).unwrap_or(0), last_used)
+                    }
+                    _ => Err(CodeRejected::Wrong),
+                }
+            }))
         })
         .await;
-    let verdict = match registration {
-        Ok(Registration::Judged(verdict)) => verdict,
-        // Indistinguishable from a wrong code: who is enrolled where is not for anyone to ask.
-        Ok(Registration::NotEnrolled) => return Err(AppApiError::InvalidCode),
+    let verdict = match judged {
+        Ok(verdict) => verdict,
         Err(StoreError::Conflict) => return Err(AppApiError::KeyInUse),
         Err(error) => return Err(error.into()),
     };
@@ -91,14 +114,41 @@ pub(crate) async fn register(
             *response.status_mut() = StatusCode::CREATED;
             Ok(response)
         }
-        Verdict::Wrong { locked: true, .. } | Verdict::Locked => Err(AppApiError::Locked),
-        Verdict::Wrong {
-            reason: CodeRejected::Replayed,
-            ..
-        } => Err(AppApiError::CodeAlreadyUsed),
-        Verdict::Wrong { .. } | Verdict::Exhausted { .. } => Err(AppApiError::InvalidCode),
-        Verdict::Throttled { retry_at } => Err(AppApiError::Throttled {
-            retry_after: (retry_at - now).max(1),
-        }),
+        // Only the holder of a right code hears of a replay or a lock: a guesser cannot.
+        Verdict::Refused(CodeRejected::Replayed) => Err(AppApiError::CodeAlreadyUsed),
+        Verdict::Refused(CodeRejected::Wrong) => {
+            tracing::info!(%source, "device registration refused: wrong code or not enrolled");
+            Err(AppApiError::InvalidCode)
+        }
+        Verdict::Locked => Err(AppApiError::Locked),
+        Verdict::Throttled { retry_at } => {
+            tracing::warn!(%source, "device registration throttled: too many wrong codes");
+            Err(AppApiError::Throttled {
+                retry_after: (retry_at - now).max(1),
+            })
+        }
     }
+}
+
+/// `DELETE /app-api/v1/device`, with an empty body or `{}`: the signing device unregisters
+/// itself (the app's account is being removed). Only ever the device that signed: a device
+/// cannot name another. Its key is refused from this moment.
+#[tracing::instrument(name = "remove_device", skip_all, fields(client_id))]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    request: SignedRequest,
+) -> Result<Response, AppApiError> {
+    let (device, body) = request.by_device(&state).await?;
+    let _: Option<IgnoredAny> = json(&body)?;
+    // Gone between the signature check and now (mfa/toggle, a concurrent removal): as if it
+    // had been gone before.
+    let removed = state
+        .store
+        .delete_device(device.client_id, device.id)
+        .await?;
+    if removed.is_none() {
+        return Err(AppApiError::UnknownDevice);
+    }
+    tracing::info!(device = %device.id, "device removed by itself");
+    Ok(success(json!({ "device_id": device.id.to_string() })))
 }

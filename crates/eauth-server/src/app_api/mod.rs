@@ -1,6 +1,7 @@
 //! The eAuthenticator app's API under `/app-api/v1` (documented for app writers in
 //! `docs/app-api.md`): a device registers with a TOTP code, lists the pending sign-ins of its
-//! user, and approves one with the number the browser shows, or denies it.
+//! user, approves one with the number the browser shows, or denies it, and unregisters
+//! itself when its account is removed from the app.
 //!
 //! Every request is signed with the device's Ed25519 key ([`signed`]); answers use the
 //! integration API's envelope `{"code", "message", "data"}`.
@@ -14,7 +15,7 @@ mod signins;
 use axum::{
     Router,
     response::{IntoResponse, Response},
-    routing::{any, get, post},
+    routing::{any, delete, get, post},
 };
 
 use self::error::AppApiError;
@@ -25,6 +26,7 @@ use crate::{api::limit_concurrency, state::AppState};
 pub fn router(max_concurrent_requests: usize) -> Router<AppState> {
     let routes = Router::new()
         .route("/devices", post(devices::register))
+        .route("/device", delete(devices::remove))
         .route("/signins", get(signins::list))
         .route("/signins/{id}/approve", post(signins::approve))
         .route("/signins/{id}/deny", post(signins::deny))

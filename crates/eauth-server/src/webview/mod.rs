@@ -626,9 +626,9 @@ async fn deny(state: &AppState, ctx: &Context) -> anyhow::Result<Next> {
 }
 
 /// Judges a typed code (`None`: not even a code, hence wrong) against an enrollment at `now`,
-/// counting `session_failures` wrong codes before it: the one rule for codes, on the sign-in
-/// page and in a device's registration alike.
-pub(crate) fn judge_code(
+/// counting `session_failures` wrong codes before it. (A device's registration checks codes
+/// too, under its own throttle: `eauth_core::device_registration`.)
+fn judge_code(
     vault: &Vault,
     enrollment: &Enrollment,
     session_failures: u32,

@@ -4,8 +4,12 @@
 
 use std::time::Duration;
 
-use eauth_core::{DeviceId, DeviceKey, DeviceName, Email, signin::Verdict};
-use eauth_store::{CallbackStatus, Registration};
+use eauth_core::{
+    DeviceId, DeviceKey, DeviceName, Email,
+    device_registration::{self, ThrottleKeys},
+    signin::Verdict,
+};
+use eauth_store::CallbackStatus;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -325,13 +329,18 @@ async fn stored_device(
         name: DeviceName::parse(name).expect("name"),
         created_at: 1_800_000_000,
     };
-    let approved = Verdict::Approved { step: 1 };
+    let approved = device_registration::Verdict::Approved { step: 1 };
+    let keys = ThrottleKeys::new(
+        device.client_id,
+        &device.email,
+        "203.0.113.7".parse().expect("ip"),
+    );
     let registered = app
         .store
-        .register_device(&device, |_| Ok(approved))
+        .register_device(&device, &keys, |_, _, _| Ok(approved))
         .await
         .expect("store");
-    assert_eq!(registered, Registration::Judged(approved));
+    assert_eq!(registered, approved);
     device
 }
 

@@ -15,24 +15,34 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Declares each async test once per backend, as `sqlite::name` and `postgres::name`. The
-/// PostgreSQL variant returns early, with a note, when no test database is configured.
+/// PostgreSQL variant returns early, with a note, when no test database is configured. With
+/// `with CLOSURE;` first, each server starts with its settings adjusted by the closure.
 #[macro_export]
 macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
+    (@spawn $spawn:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test] async fn $name() {
-                if let Some(app) = $crate::helpers::spawn_app(eauth_store::testing::Backend::Sqlite).await {
+                if let Some(app) = ($spawn)(eauth_store::testing::Backend::Sqlite).await {
                     super::$name(app).await;
                 }
             })*
         }
         mod postgres {
             $(#[tokio::test] async fn $name() {
-                if let Some(app) = $crate::helpers::spawn_app(eauth_store::testing::Backend::Postgres).await {
+                if let Some(app) = ($spawn)(eauth_store::testing::Backend::Postgres).await {
                     super::$name(app).await;
                 }
             })*
         }
+    };
+    (with $configure:expr; $($name:ident),* $(,)?) => {
+        $crate::backend_tests!(
+            @spawn |backend| $crate::helpers::spawn_app_with(backend, $configure);
+            $($name),*
+        );
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@spawn $crate::helpers::spawn_app; $($name),*);
     };
 }
 
@@ -303,6 +313,26 @@ impl TestApp {
         let body =
             json!({ "email": email, "client_id": app.client_id.to_string(), "action": "DISABLE" });
         self.toggle(app, &body).await
+    }
+
+    /// The user's enrollment as stored; it must exist.
+    pub async fn enrollment(&self, app: &TestApplication, email: &str) -> eauth_store::Enrollment {
+        let email = Email::parse(email).expect("email");
+        self.store
+            .enrollment(app.client_id, &email)
+            .await
+            .expect("store")
+            .expect("enrolled")
+    }
+
+    /// How many devices the user has registered.
+    pub async fn device_count(&self, app: &TestApplication, email: &str) -> usize {
+        let email = Email::parse(email).expect("email");
+        self.store
+            .devices_of(app.client_id, &email)
+            .await
+            .expect("store")
+            .len()
     }
 
     pub async fn is_enrolled(&self, app: &TestApplication, email: &str) -> bool {

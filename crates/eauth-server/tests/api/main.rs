@@ -9,6 +9,7 @@ mod health;
 mod helpers;
 mod mfa_toggle;
 mod push;
+mod push_devices;
 mod receiver;
 mod session_result;
 mod session_token;

@@ -39,7 +39,7 @@ backend_tests!(
     a_waiting_poll_hears_of_a_sign_in_offered_by_another_process,
 );
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -49,18 +49,18 @@ fn now() -> i64 {
 }
 
 /// The eAuthenticator app as the tests drive it: a key, and the id it was registered under.
-pub struct App {
-    key: DeviceKey,
-    pub id: Option<DeviceId>,
-    client: reqwest::Client,
-    base_url: String,
+pub(crate) struct App {
+    pub(crate) key: DeviceKey,
+    pub(crate) id: Option<DeviceId>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) base_url: String,
 }
 
 /// The signature headers of one request.
-type Headers = Vec<(&'static str, String)>;
+pub(crate) type Headers = Vec<(&'static str, String)>;
 
 impl App {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             key: DeviceKey::generate(),
             id: None,
@@ -70,7 +70,7 @@ impl App {
     }
 
     /// The headers of `method path` with `body`, signed by `key` at `timestamp`.
-    fn headers_with(
+    pub(crate) fn headers_with(
         &self,
         key: &DeviceKey,
         method: &str,
@@ -99,11 +99,17 @@ impl App {
         headers
     }
 
-    fn headers(&self, method: &str, path: &str, body: &str) -> Headers {
+    pub(crate) fn headers(&self, method: &str, path: &str, body: &str) -> Headers {
         self.headers_with(&self.key, method, path, body, now())
     }
 
-    async fn send_with(&self, method: &str, path: &str, headers: &Headers, body: &str) -> Answer {
+    pub(crate) async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &Headers,
+        body: &str,
+    ) -> Answer {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .client
@@ -120,12 +126,29 @@ impl App {
         Answer { status, body }
     }
 
-    async fn send(&self, method: &str, path: &str, body: &str) -> Answer {
+    pub(crate) async fn send(&self, method: &str, path: &str, body: &str) -> Answer {
         self.send_with(method, path, &self.headers(method, path, body), body)
             .await
     }
 
-    async fn register(&mut self, portal: &TestApplication, email: &str, code: &str) -> Answer {
+    pub(crate) async fn register(
+        &mut self,
+        portal: &TestApplication,
+        email: &str,
+        code: &str,
+    ) -> Answer {
+        self.register_from(portal, email, code, None).await
+    }
+
+    /// Registers, as seen from `source` (an `X-Forwarded-For` the service believes when the
+    /// test made loopback a trusted proxy).
+    pub(crate) async fn register_from(
+        &mut self,
+        portal: &TestApplication,
+        email: &str,
+        code: &str,
+        source: Option<&str>,
+    ) -> Answer {
         let body = json!({
             "client_id": portal.client_id.to_string(),
             "email": email,
@@ -134,7 +157,12 @@ impl App {
             "name": "test phone",
         })
         .to_string();
-        let answer = self.send("POST", "/app-api/v1/devices", &body).await;
+        let path = "/app-api/v1/devices";
+        let mut headers = self.headers("POST", path, &body);
+        if let Some(source) = source {
+            headers.push(("x-forwarded-for", source.to_owned()));
+        }
+        let answer = self.send_with("POST", path, &headers, &body).await;
         if answer.status == StatusCode::CREATED {
             let id = answer.body["data"]["device_id"].as_str().expect("id");
             self.id = Some(DeviceId::parse(id).expect("device id"));
@@ -143,14 +171,14 @@ impl App {
     }
 
     /// A registered app for `email`, with the current code (which is then used up).
-    pub async fn registered(app: &TestApp, portal: &TestApplication, email: &str) -> Self {
+    pub(crate) async fn registered(app: &TestApp, portal: &TestApplication, email: &str) -> Self {
         let mut device = Self::new(app);
         let answer = device.register(portal, email, &code_at(0)).await;
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
         device
     }
 
-    pub async fn signins(&self, wait: Option<u64>) -> Answer {
+    pub(crate) async fn signins(&self, wait: Option<u64>) -> Answer {
         let path = match wait {
             Some(seconds) => format!("/app-api/v1/signins?wait={seconds}"),
             None => "/app-api/v1/signins".to_owned(),
@@ -158,7 +186,7 @@ impl App {
         self.send("GET", &path, "").await
     }
 
-    async fn signin_ids(&self) -> Vec<String> {
+    pub(crate) async fn signin_ids(&self) -> Vec<String> {
         let answer = self.signins(None).await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         answer.body["data"]["signins"]
@@ -169,7 +197,7 @@ impl App {
             .collect()
     }
 
-    async fn approve(&self, signin: &str, number: i64) -> Answer {
+    pub(crate) async fn approve(&self, signin: &str, number: i64) -> Answer {
         let body = json!({ "number": number }).to_string();
         self.send(
             "POST",
@@ -179,7 +207,7 @@ impl App {
         .await
     }
 
-    async fn deny(&self, signin: &str) -> Answer {
+    pub(crate) async fn deny(&self, signin: &str) -> Answer {
         self.send("POST", &format!("/app-api/v1/signins/{signin}/deny"), "")
             .await
     }
@@ -217,17 +245,17 @@ async fn page_status(browser: &Browser, token: &str) -> Value {
 
 /// A portal with an enrolled user and a registered app, and a pending sign-in whose page is
 /// open in a browser: the number it shows and the session token.
-struct Scene {
-    portal: TestApplication,
-    receiver: crate::receiver::Receiver,
-    device: App,
-    browser: Browser,
-    token: String,
-    number: i64,
+pub(crate) struct Scene {
+    pub(crate) portal: TestApplication,
+    pub(crate) receiver: crate::receiver::Receiver,
+    pub(crate) device: App,
+    pub(crate) browser: Browser,
+    pub(crate) token: String,
+    pub(crate) number: i64,
 }
 
 impl Scene {
-    async fn new(app: &TestApp) -> Self {
+    pub(crate) async fn new(app: &TestApp) -> Self {
         let (portal, receiver) = portal(app).await;
         let device = App::registered(app, &portal, EMAIL).await;
         let token = session_token(app, &portal).await;
@@ -244,7 +272,7 @@ impl Scene {
         }
     }
 
-    fn signin(&self) -> String {
+    pub(crate) fn signin(&self) -> String {
         token_id(&self.token).to_string()
     }
 
@@ -300,16 +328,10 @@ async fn registration_with_a_wrong_replayed_or_unenrolled_code_is_refused(app: T
         (StatusCode::FORBIDDEN, "INVALID_CODE")
     );
     assert_eq!(device.id, None);
-    let email = eauth_core::Email::parse(EMAIL).expect("email");
-    let enrollment = app
-        .store
-        .enrollment(portal.client_id, &email)
-        .await
-        .expect("store")
-        .expect("enrolled");
+    let enrollment = app.enrollment(&portal, EMAIL).await;
     assert_eq!(
-        enrollment.consecutive_failures, 1,
-        "a wrong code counts as on the sign-in page"
+        enrollment.consecutive_failures, 0,
+        "a registration's wrong code never counts towards the sign-in's back-off or lock"
     );
 
     // A code that registered one device cannot register another.
@@ -334,14 +356,7 @@ async fn registration_with_a_wrong_replayed_or_unenrolled_code_is_refused(app: T
         (answer.status, answer.code()),
         (StatusCode::FORBIDDEN, "INVALID_CODE")
     );
-    assert_eq!(
-        app.store
-            .devices_of(portal.client_id, &email)
-            .await
-            .expect("store")
-            .len(),
-        1
-    );
+    assert_eq!(app.device_count(&portal, EMAIL).await, 1);
 }
 
 async fn the_page_shows_a_number_only_to_users_with_a_device_and_the_code_still_works(
