@@ -164,16 +164,20 @@ impl SessionKeyring {
         }
     }
 
-    /// Signs a new session for `email` at `client_id`, valid for `ttl_secs` from `now`.
+    /// Signs a new session `id` for `email` at `client_id`, valid for `ttl_secs` from `now`.
+    /// The id must be fresh; time-ordered ones (UUIDv7) keep the sessions' index growing at
+    /// its end instead of at random places. Its randomness is not what protects a session:
+    /// the token's signature is.
     pub fn issue(
         &self,
+        id: Uuid,
         email: &Email,
         client_id: ClientId,
         now: i64,
         ttl_secs: i64,
     ) -> (String, SessionClaims) {
         let claims = SessionClaims {
-            id: Uuid::new_v4(),
+            id,
             email: email.clone(),
             client_id,
             issued_at: now,
@@ -283,7 +287,7 @@ mod tests {
     fn an_issued_token_verifies_until_it_expires() {
         let keyring = keyring();
         let client_id = ClientId::generate();
-        let (token, issued) = keyring.issue(&email(), client_id, NOW, 120);
+        let (token, issued) = keyring.issue(Uuid::new_v4(), &email(), client_id, NOW, 120);
         assert_eq!(issued.expires_at, NOW + 120);
         assert_eq!(keyring.verify(&token, NOW + 119), Ok(issued.clone()));
         assert_eq!(keyring.verify(&token, NOW + 120), Err(TokenError::Expired));
@@ -293,7 +297,8 @@ mod tests {
     #[test]
     fn a_sessions_token_can_be_rebuilt_from_its_claims() {
         let keyring = keyring();
-        let (token, claims) = keyring.issue(&email(), ClientId::generate(), NOW, 120);
+        let (token, claims) =
+            keyring.issue(Uuid::new_v4(), &email(), ClientId::generate(), NOW, 120);
         assert_eq!(keyring.token_for(&claims), token);
     }
 
@@ -301,7 +306,7 @@ mod tests {
     fn tokens_carry_the_documented_header_and_claims() {
         let keyring = keyring();
         let client_id = ClientId::generate();
-        let (token, _) = keyring.issue(&email(), client_id, NOW, 120);
+        let (token, _) = keyring.issue(Uuid::new_v4(), &email(), client_id, NOW, 120);
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.alg, Algorithm::HS256);
         assert_eq!(header.kid.as_deref(), Some(keyring.key.kid()));
@@ -320,14 +325,15 @@ mod tests {
 
     #[test]
     fn tokens_of_another_key_or_issuer_are_refused() {
-        let (token, _) = keyring().issue(&email(), ClientId::generate(), NOW, 120);
+        let (token, _) = keyring().issue(Uuid::new_v4(), &email(), ClientId::generate(), NOW, 120);
         assert_eq!(keyring().verify(&token, NOW), Err(TokenError::Invalid));
 
         let key = SessionKey::generate();
         let same_key =
             SessionKey::from_parts(key.kid().to_owned(), key.expose_secret()).expect("key");
         let other_issuer = SessionKeyring::new(key, "https://elsewhere.example".into());
-        let (token, _) = other_issuer.issue(&email(), ClientId::generate(), NOW, 120);
+        let (token, _) =
+            other_issuer.issue(Uuid::new_v4(), &email(), ClientId::generate(), NOW, 120);
         let ours = SessionKeyring::new(same_key, "https://eauth.example".into());
         assert_eq!(ours.verify(&token, NOW), Err(TokenError::Invalid));
     }
@@ -335,7 +341,7 @@ mod tests {
     #[test]
     fn forged_and_altered_tokens_are_refused() {
         let keyring = keyring();
-        let (token, _) = keyring.issue(&email(), ClientId::generate(), NOW, 120);
+        let (token, _) = keyring.issue(Uuid::new_v4(), &email(), ClientId::generate(), NOW, 120);
         let [header, claims, signature]: [&str; 3] = token
             .split('.')
             .collect::<Vec<_>>()

@@ -48,10 +48,13 @@ async fn issue(
     let email =
         Email::parse(&request.email).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     let now = state.clock.now();
-    let (token, claims) =
-        state
-            .keyring
-            .issue(&email, application.client_id, now, state.session_ttl_secs);
+    let (token, claims) = state.keyring.issue(
+        uuid::Uuid::now_v7(),
+        &email,
+        application.client_id,
+        now,
+        state.session_ttl_secs,
+    );
     let session = Session::pending(
         claims.id,
         application.client_id,

@@ -211,6 +211,7 @@ async fn bad_links_get_an_error_page_and_never_a_redirect(app: TestApp) {
     let (forged, _) =
         eauth_core::SessionKeyring::new(eauth_core::SessionKey::generate(), app.base_url.clone())
             .issue(
+                uuid::Uuid::new_v4(),
                 &eauth_core::Email::parse(EMAIL).expect("email"),
                 portal.client_id,
                 1_900_000_000,
