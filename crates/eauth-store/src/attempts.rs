@@ -91,6 +91,7 @@ impl Store {
     /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
     /// secret that cannot be opened) is its own and changes nothing.
     async fn attempts(&self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
+        eprintln!("ATTEMPTS {}", calls.len());
         let lock = self.row_locks().lock;
         write_in!(self, tx => {
             let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();
@@ -120,13 +121,16 @@ impl Store {
             keys.dedup();
             let mut enrollments: HashMap<EnrollmentKey, Enrollment> = HashMap::new();
             if !keys.is_empty() {
+                // A join, not `(client_id, email) IN (VALUES ...)`, which SQLite answers by
+                // scanning the whole table.
                 let sql = sqlx::AssertSqlSafe(format!(
                     concat!(
                         "SELECT ", enrollment_columns!(),
-                        " FROM enrollments WHERE (client_id, email) IN (VALUES {}) ORDER BY client_id, email{}"
+                        " FROM (VALUES {}) AS v JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2",
+                        " ORDER BY e.client_id, e.email{}"
                     ),
                     placeholder_rows(keys.len(), 2, |n| format!("(${}, ${})", n, n + 1)),
-                    lock
+                    if lock.is_empty() { "" } else { " FOR UPDATE OF e" }
                 ));
                 let mut query = sqlx::query_as::<_, EnrollmentRow>(sql).persistent(false);
                 for (client_id, email) in &keys {
@@ -185,11 +189,11 @@ impl Store {
             for chunk in changed.chunks(ROWS_PER_STATEMENT) {
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE enrollments SET last_used_step = v.column3, consecutive_failures = v.column4,
-                         last_failure_at = v.column5, locked_at = v.column6
+                         last_failure_at = v.column5, locked_at = v.column6, last_approved_at = v.column7
                      FROM (VALUES {}) AS v
                      WHERE enrollments.client_id = v.column1 AND enrollments.email = v.column2",
-                    placeholder_rows(chunk.len(), 6, |n| {
-                        format!("(${}, ${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5)
+                    placeholder_rows(chunk.len(), 7, |n| {
+                        format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
                     })
                 ));
                 let mut query = sqlx::query(sql).persistent(false);
@@ -207,7 +211,8 @@ impl Store {
                         .bind(step)
                         .bind(failures)
                         .bind(enrollment.last_failure_at)
-                        .bind(enrollment.locked_at);
+                        .bind(enrollment.locked_at)
+                        .bind(enrollment.last_approved_at);
                 }
                 query.execute(&mut *tx).await?;
             }

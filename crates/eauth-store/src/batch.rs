@@ -24,6 +24,13 @@ use crate::{Result, StoreError};
 /// A call waiting for its batch, and who waits for its result.
 type Waiting<In, Out> = (In, oneshot::Sender<Result<Out>>);
 
+/// Batches of one kind served at once, at most. Two keep one waiting behind the one being
+/// served: in the writer's queue, a waiting batch of each kind shares the next commit with
+/// the other kinds' (one at a time, kinds would take turns and each pay a commit of its own).
+/// The calls of two batches served at once are all concurrent (none returned before the other
+/// batch was taken), so either order of the two is an order they could have come in.
+const IN_FLIGHT: usize = 2;
+
 /// The calls of one kind waiting to be served.
 pub(crate) struct Batcher<In, Out> {
     queue: Mutex<Queue<In, Out>>,
@@ -31,8 +38,8 @@ pub(crate) struct Batcher<In, Out> {
 
 struct Queue<In, Out> {
     waiting: Vec<Waiting<In, Out>>,
-    /// Whether a task is serving batches (and will take what waits).
-    serving: bool,
+    /// Tasks serving batches (each takes what waits when it is done with its batch).
+    serving: usize,
 }
 
 impl<In, Out> Default for Batcher<In, Out> {
@@ -40,7 +47,7 @@ impl<In, Out> Default for Batcher<In, Out> {
         Self {
             queue: Mutex::new(Queue {
                 waiting: Vec::new(),
-                serving: false,
+                serving: 0,
             }),
         }
     }
@@ -56,42 +63,39 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
 
     /// Serves `call` with the others waiting: `serve` gets the batch, in the order the calls
     /// came, and returns each call's result in that order (`Err` for all of them if the
-    /// whole batch failed). Batches are served on a task of their own, so a caller
-    /// cancelled while it waits (its client went away) cancels nobody else's call.
+    /// whole batch failed). Batches are served on tasks of their own, so a caller cancelled
+    /// while it waits (its client went away) cancels nobody else's call.
     pub(crate) async fn call<W, F>(self: &Arc<Self>, call: In, serve: W) -> Result<Out>
     where
         W: Fn(Vec<In>) -> F + Send + 'static,
         F: Future<Output = Result<Vec<Result<Out>>>> + Send,
     {
         let (tx, rx) = oneshot::channel();
-        let start = {
+        let batch = {
             let mut queue = self.queue();
             queue.waiting.push((call, tx));
-            !std::mem::replace(&mut queue.serving, true)
+            if queue.serving < IN_FLIGHT {
+                queue.serving += 1;
+                Some(std::mem::take(&mut queue.waiting))
+            } else {
+                None
+            }
         };
-        if start {
+        if let Some(batch) = batch {
             let batcher = self.clone();
-            tokio::spawn(async move { batcher.serve_waiting(serve).await });
+            tokio::spawn(async move { batcher.serve_from(batch, serve).await });
         }
         rx.await
             .map_err(|_| StoreError::Database("the batched call was abandoned".into()))?
     }
 
-    /// Serves what waits, then what arrived meanwhile, until nothing is left.
-    async fn serve_waiting<W, F>(&self, serve: W)
+    /// Serves `batch`, then what arrived meanwhile, until nothing is left.
+    async fn serve_from<W, F>(&self, mut batch: Vec<Waiting<In, Out>>, serve: W)
     where
         W: Fn(Vec<In>) -> F,
         F: Future<Output = Result<Vec<Result<Out>>>>,
     {
         loop {
-            let batch = {
-                let mut queue = self.queue();
-                if queue.waiting.is_empty() {
-                    queue.serving = false;
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
             let (calls, waiters): (Vec<In>, Vec<_>) = batch.into_iter().unzip();
             match serve(calls).await {
                 Ok(results) => {
@@ -108,6 +112,12 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
                     }
                 }
             }
+            let mut queue = self.queue();
+            if queue.waiting.is_empty() {
+                queue.serving -= 1;
+                return;
+            }
+            batch = std::mem::take(&mut queue.waiting);
         }
     }
 }

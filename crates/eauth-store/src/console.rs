@@ -497,9 +497,7 @@ impl Store {
         let (rows, total): (Vec<EnrolledUserRow>, i64) = on_pool!(self, pool => {
             let rows = sqlx::query_as(
                 "SELECT e.email, e.enabled_at, e.consecutive_failures, e.locked_at,
-                     (SELECT MAX(s.finished_at) FROM sessions s
-                      WHERE s.client_id = e.client_id AND s.email = e.email AND s.status = 'APPROVED')
-                     AS last_signin_at
+                     e.last_approved_at AS last_signin_at
                  FROM enrollments e
                  WHERE e.client_id = $1 AND ($2 IS NULL OR e.email LIKE $2 ESCAPE '\\')
                  ORDER BY e.email LIMIT $3 OFFSET $4",

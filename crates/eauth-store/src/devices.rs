@@ -384,18 +384,20 @@ impl Store {
         email: &Email,
         now: i64,
     ) -> Result<Vec<PendingSignin>> {
-        let rows: Vec<PendingSigninRow> = on_pool!(self, pool => sqlx::query_as(
+        // Sorted here, not by the query: ordered by creation, SQLite would rather walk every
+        // session of the application than the few offered to this user (their own index).
+        let mut rows: Vec<PendingSigninRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT s.id, a.name, s.created_at, s.expires_at, s.source_ip
              FROM sessions s JOIN applications a ON a.client_id = s.client_id
              WHERE s.client_id = $1 AND s.email = $2 AND s.status = 'PENDING' AND s.expires_at > $3
-                 AND s.push_number IS NOT NULL
-             ORDER BY s.created_at, s.id",
+                 AND s.push_number IS NOT NULL",
         )
         .bind(client_id.to_string())
         .bind(email.as_str())
         .bind(now)
         .fetch_all(pool)
         .await?);
+        rows.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         rows.into_iter()
             .map(|row| {
                 Ok(PendingSignin {

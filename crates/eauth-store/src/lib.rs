@@ -131,7 +131,7 @@ macro_rules! session_columns {
 macro_rules! enrollment_columns {
     () => {
         "client_id, email, sealed_secret, algorithm, digits, period, last_used_step, consecutive_failures, \
-         last_failure_at, locked_at, enabled_at"
+         last_failure_at, locked_at, enabled_at, last_approved_at"
     };
 }
 
@@ -222,6 +222,14 @@ macro_rules! finish_in {
         .rows_affected()
             == 1;
         if finished {
+            if $status == SessionStatus::Approved {
+                sqlx::query("UPDATE enrollments SET last_approved_at = $3 WHERE client_id = $1 AND email = $2")
+                    .bind($session.client_id.to_string())
+                    .bind($session.email.as_str())
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
             let mut finished = $session.clone();
             finished.status = $status;
             let callback = $crate::Callback::new(&finished, $token.to_string(), $now, None);
@@ -617,8 +625,10 @@ impl Store {
                 }
                 query.execute(&mut *conn).await?;
                 // A new secret drops the devices that proved the old one.
+                // Through a join: SQLite answers `(client_id, email) IN (VALUES ...)` by scanning.
                 let delete = sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM devices WHERE (client_id, email) IN (VALUES {})",
+                    "DELETE FROM devices WHERE id IN (SELECT d.id FROM (VALUES {}) AS v
+                         JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2)",
                     placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1))
                 ));
                 let mut query = sqlx::query(delete).persistent(chunk.len() == 1);
@@ -650,12 +660,25 @@ impl Store {
         let mut distinct = users.clone();
         distinct.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
         distinct.dedup();
+        // The backends share no multi-row DELETE that finds rows by the primary key (SQLite
+        // answers `(client_id, email) IN (VALUES ...)` by scanning the table).
+        let delete = match self.pool {
+            Pool::Sqlite(..) => {
+                "DELETE FROM enrollments WHERE rowid IN (SELECT e.rowid FROM (VALUES {}) AS v
+                     JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2)
+                 RETURNING client_id, email"
+            }
+            Pool::Postgres(_) => {
+                "DELETE FROM enrollments e USING (VALUES {}) AS v
+                 WHERE e.client_id = v.column1 AND e.email = v.column2 RETURNING e.client_id, e.email"
+            }
+        };
         let deleted: Vec<(String, String)> = write_in!(self, conn => {
             let mut deleted = Vec::new();
             for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM enrollments WHERE (client_id, email) IN (VALUES {}) RETURNING client_id, email",
-                    placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1))
+                let sql = sqlx::AssertSqlSafe(delete.replace(
+                    "{}",
+                    &placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1)),
                 ));
                 let mut query = sqlx::query_as(sql).persistent(chunk.len() == 1);
                 for (client_id, email) in chunk {

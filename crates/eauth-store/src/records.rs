@@ -125,6 +125,8 @@ pub struct Enrollment {
     pub locked_at: Option<i64>,
     /// Unix seconds.
     pub enabled_at: i64,
+    /// Unix seconds of the last approved sign-in.
+    pub last_approved_at: Option<i64>,
 }
 
 impl Enrollment {
@@ -137,6 +139,7 @@ impl Enrollment {
                 self.last_used_step = Some(step);
                 self.consecutive_failures = 0;
                 self.last_failure_at = None;
+                self.last_approved_at = Some(now);
                 true
             }
             Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
@@ -176,6 +179,7 @@ pub(crate) struct EnrollmentRow {
     last_failure_at: Option<i64>,
     locked_at: Option<i64>,
     enabled_at: i64,
+    last_approved_at: Option<i64>,
 }
 
 impl TryFrom<EnrollmentRow> for Enrollment {
@@ -200,6 +204,7 @@ impl TryFrom<EnrollmentRow> for Enrollment {
             last_failure_at: row.last_failure_at,
             locked_at: row.locked_at,
             enabled_at: row.enabled_at,
+            last_approved_at: row.last_approved_at,
         })
     }
 }
