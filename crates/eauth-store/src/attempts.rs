@@ -78,19 +78,13 @@ impl Store {
             lease_until,
             judge: Box::new(judge),
         };
-        let store = self.clone();
-        self.batches
-            .attempts
-            .call(call, move |calls| {
-                let store = store.clone();
-                async move { store.attempts(calls).await }
-            })
+        self.batched(&self.batches.attempts, call, Store::attempts)
             .await
     }
 
     /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
     /// secret that cannot be opened) is its own and changes nothing.
-    async fn attempts(&self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
+    async fn attempts(self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
         eprintln!("ATTEMPTS {}", calls.len());
         let lock = self.row_locks().lock;
         write_in!(self, tx => {

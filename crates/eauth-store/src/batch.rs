@@ -53,6 +53,11 @@ impl<In, Out> Default for Batcher<In, Out> {
     }
 }
 
+/// The result of each of `count` calls whose batch was written whole.
+pub(crate) fn each_done(count: usize) -> Vec<Result<()>> {
+    (0..count).map(|_| Ok(())).collect()
+}
+
 impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue<In, Out>> {
         // Only pushes and swaps happen under the lock: nothing can panic there.

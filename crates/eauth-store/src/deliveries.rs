@@ -41,21 +41,12 @@ impl Store {
             error,
             now,
         };
-        let store = self.clone();
-        self.batches
-            .deliveries
-            .call(recorded, move |batch| {
-                let store = store.clone();
-                async move {
-                    let count = batch.len();
-                    store.record_deliveries(batch).await?;
-                    Ok((0..count).map(|_| Ok(())).collect())
-                }
-            })
+        self.batched(&self.batches.deliveries, recorded, Store::record_deliveries)
             .await
     }
 
-    async fn record_deliveries(&self, mut batch: Vec<Recorded>) -> Result<()> {
+    async fn record_deliveries(self, mut batch: Vec<Recorded>) -> Result<Vec<Result<()>>> {
+        let count = batch.len();
         // One row per callback (a statement updates a row once): the last result wins, as it
         // would one after the other.
         let mut seen = HashSet::new();
@@ -86,6 +77,7 @@ impl Store {
                 query.execute(&mut *conn).await?;
             }
             Ok(())
-        })
+        })?;
+        Ok(crate::batch::each_done(count))
     }
 }

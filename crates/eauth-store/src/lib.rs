@@ -364,6 +364,26 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Serves `call` with the other calls waiting at `batcher` (see [`batch`]): `serve` gets
+    /// them all, in order, and gives each its result.
+    async fn batched<In, Out, S, F>(
+        &self,
+        batcher: &std::sync::Arc<batch::Batcher<In, Out>>,
+        call: In,
+        serve: S,
+    ) -> Result<Out>
+    where
+        In: Send + 'static,
+        Out: Send + 'static,
+        S: Fn(Store, Vec<In>) -> F + Send + 'static,
+        F: std::future::Future<Output = Result<Vec<Result<Out>>>> + Send,
+    {
+        let store = self.clone();
+        batcher
+            .call(call, move |calls| serve(store.clone(), calls))
+            .await
+    }
+
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating a SQLite file if
     /// needed, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -464,20 +484,18 @@ impl Store {
 
     /// The application with this id. Concurrent lookups share one statement (see [`batch`]).
     pub async fn application(&self, client_id: ClientId) -> Result<Option<Application>> {
-        let store = self.clone();
-        self.batches
-            .applications
-            .call(client_id, move |ids| {
-                let store = store.clone();
-                async move { store.applications_by_id(&ids).await }
-            })
-            .await
+        self.batched(
+            &self.batches.applications,
+            client_id,
+            Store::applications_by_id,
+        )
+        .await
     }
 
     /// The applications with these ids, in their order (`None` where there is none).
     async fn applications_by_id(
-        &self,
-        ids: &[ClientId],
+        self,
+        ids: Vec<ClientId>,
     ) -> Result<Vec<Result<Option<Application>>>> {
         let mut distinct: Vec<String> = ids.iter().map(ToString::to_string).collect();
         distinct.sort_unstable();
@@ -571,18 +589,16 @@ impl Store {
     /// proved only the old secret), in one transaction. Concurrent calls share statements
     /// (see [`batch`]).
     pub async fn upsert_enrollment(&self, enrollment: &NewEnrollment, now: i64) -> Result<()> {
-        let store = self.clone();
-        self.batches
-            .enrollments
-            .call((enrollment.clone(), now), move |batch| {
-                let store = store.clone();
-                async move {
-                    let count = batch.len();
-                    store.upsert_enrollment_rows(batch).await?;
-                    Ok((0..count).map(|_| Ok(())).collect())
-                }
-            })
-            .await
+        self.batched(
+            &self.batches.enrollments,
+            (enrollment.clone(), now),
+            |store, batch| async move {
+                let count = batch.len();
+                store.upsert_enrollment_rows(batch).await?;
+                Ok(batch::each_done(count))
+            },
+        )
+        .await
     }
 
     /// Stores many enrollments at once, each as [`upsert_enrollment`](Self::upsert_enrollment)
@@ -644,19 +660,17 @@ impl Store {
     /// Removes a user's enrollment, and its secret and devices with it (by cascade); `false`
     /// if there was none. Concurrent calls share statements (see [`batch`]).
     pub async fn delete_enrollment(&self, client_id: ClientId, email: &Email) -> Result<bool> {
-        let store = self.clone();
-        self.batches
-            .unenrollments
-            .call((client_id, email.clone()), move |batch| {
-                let store = store.clone();
-                async move { store.delete_enrollments(batch).await }
-            })
-            .await
+        self.batched(
+            &self.batches.unenrollments,
+            (client_id, email.clone()),
+            Store::delete_enrollments,
+        )
+        .await
     }
 
     /// Deletes these users' enrollments; for each, whether it deleted one (a user named twice
     /// is deleted by the first).
-    async fn delete_enrollments(&self, users: Vec<(ClientId, Email)>) -> Result<Vec<Result<bool>>> {
+    async fn delete_enrollments(self, users: Vec<(ClientId, Email)>) -> Result<Vec<Result<bool>>> {
         let mut distinct = users.clone();
         distinct.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
         distinct.dedup();

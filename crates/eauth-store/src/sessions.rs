@@ -31,21 +31,12 @@ impl Store {
             signin_method: signin_method.to_owned(),
             source_ip: source_ip.to_owned(),
         };
-        let store = self.clone();
-        self.batches
-            .page_opens
-            .call(open, move |opens| {
-                let store = store.clone();
-                async move {
-                    let count = opens.len();
-                    store.record_page_opens(opens).await?;
-                    Ok((0..count).map(|_| Ok(())).collect())
-                }
-            })
+        self.batched(&self.batches.page_opens, open, Store::record_page_opens)
             .await
     }
 
-    async fn record_page_opens(&self, mut opens: Vec<PageOpen>) -> Result<()> {
+    async fn record_page_opens(self, mut opens: Vec<PageOpen>) -> Result<Vec<Result<()>>> {
+        let count = opens.len();
         // One row per session (a statement updates a row once): the first opening wins, as
         // it would one after the other.
         let mut seen = HashSet::new();
@@ -68,7 +59,8 @@ impl Store {
                 query.execute(&mut *conn).await?;
             }
             Ok(())
-        })
+        })?;
+        Ok(crate::batch::each_done(count))
     }
 
     /// Records a new pending session, in the same statement that checks the user is enrolled
@@ -76,20 +68,18 @@ impl Store {
     /// `false` (nothing written) if the user has no usable enrollment. Returns once the
     /// session is durable.
     pub async fn insert_session_if_enrolled(&self, session: &Session) -> Result<bool> {
-        let store = self.clone();
-        self.batches
-            .sessions
-            .call(session.clone(), move |sessions| {
-                let store = store.clone();
-                async move {
-                    let inserted = store.insert_sessions(&sessions).await?;
-                    Ok(sessions
-                        .iter()
-                        .map(|s| Ok(inserted.contains(&s.id)))
-                        .collect())
-                }
-            })
-            .await
+        self.batched(
+            &self.batches.sessions,
+            session.clone(),
+            |store, sessions| async move {
+                let inserted = store.insert_sessions(&sessions).await?;
+                Ok(sessions
+                    .iter()
+                    .map(|s| Ok(inserted.contains(&s.id)))
+                    .collect())
+            },
+        )
+        .await
     }
 
     /// Inserts those of `sessions` whose users are enrolled and not locked, in one write;
