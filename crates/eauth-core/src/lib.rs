@@ -4,6 +4,9 @@
 //! Nothing here performs I/O or reads the clock: callers pass `now` in, so every rule is a
 //! pure function the tests can drive through any instant.
 
+// Libraries report through `tracing`: a print is a leftover of debugging.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod application;
 pub mod callback;
 pub mod console;

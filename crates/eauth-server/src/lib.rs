@@ -2,6 +2,9 @@
 //! API, and the operator commands. The binary only parses arguments and calls in here, so
 //! tests start the real service in-process.
 
+// Libraries report through `tracing`: a print is a leftover of debugging.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod admin;
 pub mod api;
 pub mod app_api;

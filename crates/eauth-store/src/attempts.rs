@@ -85,7 +85,6 @@ impl Store {
     /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
     /// secret that cannot be opened) is its own and changes nothing.
     async fn attempts(self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
-        eprintln!("ATTEMPTS {}", calls.len());
         let lock = self.row_locks().lock;
         write_in!(self, tx => {
             let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();

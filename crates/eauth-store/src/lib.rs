@@ -6,6 +6,9 @@
 //! compiled against each driver by [`on_pool!`]. Only the migrations differ (column types).
 //! The store persists what it is given: secrets arrive sealed, keys arrive hashed.
 
+// Libraries report through `tracing`: a print is a leftover of debugging.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod batch;
 mod group_commit;
 mod records;

@@ -44,6 +44,8 @@ impl TestDatabase {
                 let base = std::env::var("EAUTH_TEST_DATABASE_URL").ok()?;
                 STALE_SCHEMAS_DROPPED
                     .get_or_init(|| async {
+                        // Test output, read by whoever runs the tests: no subscriber here.
+                        #[allow(clippy::print_stderr)]
                         if let Err(error) = drop_stale_schemas(&base, "t").await {
                             eprintln!("cannot drop stale test schemas: {error}");
                         }

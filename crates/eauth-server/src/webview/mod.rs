@@ -527,12 +527,10 @@ async fn submit(
     headers: HeaderMap,
     Form(submission): Form<Submission>,
 ) -> Response {
-    let t0 = std::time::Instant::now();
     let ctx = match resolve(&state, submission.params).await {
         Ok(ctx) => ctx,
         Err(outcome) => return dead_end(outcome, &headers).into_response(),
     };
-    let t1 = t0.elapsed().as_micros();
     let genuine = jar
         .get(CSRF_COOKIE)
         .zip(submission.csrf.as_deref())
@@ -565,7 +563,6 @@ async fn submit(
             .await
         }
     };
-    eprintln!("TIMING resolve {} total {}", t1, t0.elapsed().as_micros());
     match result {
         Ok(next) => ctx.answer(next, &headers).into_response(),
         Err(error) => {
@@ -659,7 +656,6 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
     let now = state.clock.now();
     let code = TotpCode::parse(typed).ok();
     let judging = state.clone();
-    let ta = std::time::Instant::now();
     let attempt = state
         .store
         .attempt(
@@ -678,7 +674,6 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
             },
         )
         .await?;
-    eprintln!("TIMING attempt {}", ta.elapsed().as_micros());
     let (verdict, session, digits, callback) = match attempt {
         Attempt::Judged {
             verdict,
@@ -723,11 +718,9 @@ async fn verify(state: &AppState, ctx: &Context, nonce: &str, typed: &str) -> an
     Ok(match verdict {
         Verdict::Approved { .. } => {
             tracing::info!(client_id = %session.client_id, "sign-in approved");
-            let t = std::time::Instant::now();
             if let Some(callback) = callback {
                 deliver_before_the_browser(state, ctx, callback).await;
             }
-            eprintln!("TIMING deliver {}", t.elapsed().as_micros());
             ctx.continue_to_portal()
         }
         Verdict::Wrong {
