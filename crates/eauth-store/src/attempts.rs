@@ -10,8 +10,9 @@ use eauth_core::{ClientId, SessionStatus, VaultError, signin::Verdict};
 use uuid::Uuid;
 
 use crate::{
-    Callback, Enrollment, Pool, Result, Session, Store, StoreError, placeholder_rows,
+    Callback, Enrollment, Pool, Result, Session, Store, StoreError, numbered,
     records::{EnrollmentRow, SessionRow},
+    value_rows,
 };
 
 /// Rows per statement: at most 9 parameters each, far below both drivers' limits.
@@ -85,7 +86,7 @@ impl Store {
     /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
     /// secret that cannot be opened) is its own and changes nothing.
     async fn attempts(self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
-        let lock = self.row_locks().lock;
+        let lock = self.lock_clause();
         write_in!(self, tx => {
             let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();
             ids.sort_unstable();
@@ -93,7 +94,7 @@ impl Store {
             // Sorted, so that batches of several processes lock rows in the same order.
             let sql = sqlx::AssertSqlSafe(format!(
                 concat!("SELECT ", session_columns!(), " FROM sessions WHERE id IN ({}) ORDER BY id{}"),
-                placeholder_rows(ids.len(), 1, |n| format!("${n}")),
+                numbered(1, ids.len()),
                 lock
             ));
             let mut query = sqlx::query_as::<_, SessionRow>(sql).persistent(false);
@@ -122,7 +123,7 @@ impl Store {
                         " FROM (VALUES {}) AS v JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2",
                         " ORDER BY e.client_id, e.email{}"
                     ),
-                    placeholder_rows(keys.len(), 2, |n| format!("(${}, ${})", n, n + 1)),
+                    value_rows(keys.len(), 2),
                     if lock.is_empty() { "" } else { " FOR UPDATE OF e" }
                 ));
                 let mut query = sqlx::query_as::<_, EnrollmentRow>(sql).persistent(false);
@@ -185,9 +186,7 @@ impl Store {
                          last_failure_at = v.column5, locked_at = v.column6, last_approved_at = v.column7
                      FROM (VALUES {}) AS v
                      WHERE enrollments.client_id = v.column1 AND enrollments.email = v.column2",
-                    placeholder_rows(chunk.len(), 7, |n| {
-                        format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
-                    })
+                    value_rows(chunk.len(), 7)
                 ));
                 let mut query = sqlx::query(sql).persistent(false);
                 for enrollment in chunk {
@@ -215,7 +214,7 @@ impl Store {
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE sessions SET status = v.column2, finished_at = v.column3, failed_attempts = v.column4
                      FROM (VALUES {}) AS v WHERE sessions.id = v.column1",
-                    placeholder_rows(chunk.len(), 4, |n| format!("(${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3))
+                    value_rows(chunk.len(), 4)
                 ));
                 let mut query = sqlx::query(sql).persistent(false);
                 for session in chunk {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{CallbackStatus, DeliveryResult, Pool, Result, Store, placeholder_rows};
+use crate::{CallbackStatus, DeliveryResult, Pool, Result, Store, value_rows};
 
 /// Rows per statement: 5 parameters each, far below both drivers' limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -61,9 +61,7 @@ impl Store {
                          delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
                          lease_until = NULL
                      FROM (VALUES {}) AS v WHERE callbacks.id = v.column1",
-                    placeholder_rows(chunk.len(), 5, |n| {
-                        format!("(${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4)
-                    })
+                    value_rows(chunk.len(), 5)
                 ));
                 let mut query = sqlx::query(sql).persistent(false);
                 for recorded in chunk {

@@ -10,12 +10,11 @@ use eauth_core::{
     SessionStatus, VaultError,
     device_registration::{self, FailureWindow, ThrottleKeys},
     push::PushVerdict,
-    signin::Verdict,
 };
 use uuid::Uuid;
 
 use crate::{
-    Enrollment, Pool, Result, Session, Store, StoreError,
+    Enrollment, Pool, Result, Session, Store, StoreError, numbered,
     records::{EnrollmentRow, SessionRow, corrupt},
 };
 
@@ -192,7 +191,18 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
             match verdict {
                 device_registration::Verdict::Approved { step } => {
-                    judge_enrollment_in!(tx, device.client_id, device.email, Verdict::Approved { step }, now);
+                    // The code is used up, as after a sign-in with it, and proves the second
+                    // factor: past failures are forgiven. (Not a sign-in: last_approved_at stays.)
+                    let step = i64::try_from(step).map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
+                    sqlx::query(
+                        "UPDATE enrollments SET last_used_step = $3, consecutive_failures = 0, last_failure_at = NULL
+                         WHERE client_id = $1 AND email = $2",
+                    )
+                    .bind(device.client_id.to_string())
+                    .bind(device.email.as_str())
+                    .bind(step)
+                    .execute(&mut *tx)
+                    .await?;
                     sqlx::query(concat!(
                         "INSERT INTO devices (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"
                     ))
@@ -294,10 +304,7 @@ impl Store {
                     device_columns!(),
                     " FROM devices WHERE client_id = $1 AND email IN ({}) ORDER BY email, created_at, id"
                 ),
-                (2..chunk.len() + 2)
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                numbered(2, chunk.len())
             ));
             let rows: Vec<DeviceRow> = on_pool!(self, pool => {
                 let mut query = sqlx::query_as(sql).persistent(false).bind(client_id.to_string());

@@ -1,7 +1,8 @@
-//! Group commit for SQLite: every write of the store runs on one connection, in transactions
-//! shared by the writes that arrive together, so that one fsync makes a whole batch durable.
+//! Group commit for SQLite: the store's writes made with `write_in!` run on one connection, in
+//! transactions shared by the writes that arrive together, so that one fsync makes a whole
+//! batch durable.
 //!
-//! A durable SQLite commit costs an fsync of the WAL (about 4 ms on the development machine),
+//! A durable SQLite commit costs an fsync of the WAL (up to a few ms under load),
 //! and SQLite admits one writer at a time: one commit per request caps the service at a few
 //! hundred writes per second, and pool connections that compete for the write lock wait in
 //! SQLite's sleeping busy handler. Here a single task owns the writing connection. It takes

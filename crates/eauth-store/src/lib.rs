@@ -170,12 +170,26 @@ macro_rules! enrollment_replace {
 const ENROLLMENTS_PER_STATEMENT: usize = 500;
 
 /// `rows` comma-separated row tuples for a multi-row statement; `row(n)` writes the row whose
-/// first placeholder is `$n`, with `columns` placeholders per row.
+/// first placeholder is `$n`, with `columns` placeholders per row (see [`value_rows`] for rows
+/// of placeholders only).
 fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) -> String {
     (0..rows)
         .map(|i| row(i * columns + 1))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `count` consecutive placeholders from `$first`: `$first, $first+1, ...`.
+fn numbered(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `rows` tuples of `columns` placeholders each, numbered from `$1`: `($1, $2), ($3, $4)`.
+fn value_rows(rows: usize, columns: usize) -> String {
+    placeholder_rows(rows, columns, |n| format!("({})", numbered(n, columns)))
 }
 
 /// Inserts the callbacks `$callbacks` (`(Callback, lease)` pairs, see [`Callback::new`])
@@ -188,9 +202,12 @@ macro_rules! insert_callbacks_in {
                 "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
                      attempts, next_attempt_at, lease_until, created_at)
                  VALUES {}",
+                // created_at is next_attempt_at's placeholder again: due as it is written.
                 $crate::placeholder_rows(chunk.len(), 8, |n| format!(
-                    "(${}, ${}, ${}, ${}, ${}, 'PENDING', ${}, ${}, ${}, ${})",
-                    n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7, n + 6
+                    "({}, 'PENDING', {}, ${})",
+                    $crate::numbered(n, 5),
+                    $crate::numbered(n + 5, 3),
+                    n + 6
                 ))
             ));
             let mut query = sqlx::query(sql).persistent(chunk.len() == 1);
@@ -254,35 +271,6 @@ struct RowLocks {
     session: sqlx::AssertSqlSafe<String>,
     /// Binds client_id and email.
     enrollment: sqlx::AssertSqlSafe<String>,
-}
-
-/// Applies to the enrollment inside `$tx` what a code verdict does to it: a right code marks
-/// its step used and clears the failures; a wrong one counts a failure and may lock it.
-macro_rules! judge_enrollment_in {
-    ($tx:expr, $client_id:expr, $email:expr, $verdict:expr, $now:expr) => {{
-        let (client_id, email) = ($client_id.to_string(), $email.as_str().to_owned());
-        match $verdict {
-            Verdict::Approved { step } => {
-                let step = i64::try_from(step).map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
-                sqlx::query(
-                    "UPDATE enrollments SET last_used_step = $3, consecutive_failures = 0, last_failure_at = NULL
-                     WHERE client_id = $1 AND email = $2",
-                )
-                .bind(&client_id).bind(&email).bind(step)
-                .execute(&mut *$tx).await?;
-            }
-            Verdict::Wrong { locked, .. } | Verdict::Exhausted { locked } => {
-                sqlx::query(
-                    "UPDATE enrollments SET consecutive_failures = consecutive_failures + 1,
-                         last_failure_at = $3, locked_at = CASE WHEN $4 THEN $3 ELSE locked_at END
-                     WHERE client_id = $1 AND email = $2",
-                )
-                .bind(&client_id).bind(&email).bind($now).bind(locked)
-                .execute(&mut *$tx).await?;
-            }
-            Verdict::Throttled { .. } | Verdict::Locked => {}
-        }
-    }};
 }
 
 /// Reads and locks (see [`RowLocks`]) an enrollment inside `$tx`; evaluates to
@@ -509,7 +497,7 @@ impl Store {
                 application_columns!(),
                 " FROM applications WHERE client_id IN ({})"
             ),
-            placeholder_rows(distinct.len(), 1, |n| format!("${n}"))
+            numbered(1, distinct.len())
         ));
         let rows: Vec<ApplicationRow> = on_pool!(self, pool => {
             let mut query = sqlx::query_as(sql).persistent(distinct.len() == 1);
@@ -628,7 +616,7 @@ impl Store {
                 let insert = sqlx::AssertSqlSafe(format!(
                     concat!(enrollment_insert!(), " VALUES {} ", enrollment_replace!()),
                     placeholder_rows(chunk.len(), 7, |n| {
-                        format!("(${}, ${}, ${}, ${}, ${}, ${}, NULL, 0, NULL, ${})", n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
+                        format!("({}, NULL, 0, NULL, ${})", numbered(n, 6), n + 6)
                     })
                 ));
                 let mut query = sqlx::query(insert).persistent(chunk.len() == 1);
@@ -648,7 +636,7 @@ impl Store {
                 let delete = sqlx::AssertSqlSafe(format!(
                     "DELETE FROM devices WHERE id IN (SELECT d.id FROM (VALUES {}) AS v
                          JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2)",
-                    placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1))
+                    value_rows(chunk.len(), 2)
                 ));
                 let mut query = sqlx::query(delete).persistent(chunk.len() == 1);
                 for (enrollment, _) in chunk {
@@ -695,7 +683,7 @@ impl Store {
             for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
                 let sql = sqlx::AssertSqlSafe(delete.replace(
                     "{}",
-                    &placeholder_rows(chunk.len(), 2, |n| format!("(${}, ${})", n, n + 1)),
+                    &value_rows(chunk.len(), 2),
                 ));
                 let mut query = sqlx::query_as(sql).persistent(chunk.len() == 1);
                 for (client_id, email) in chunk {
@@ -779,13 +767,21 @@ impl Store {
         rows.into_iter().map(Session::try_from).collect()
     }
 
+    /// What follows a `SELECT` to lock the rows it reads (see [`RowLocks`]).
+    fn lock_clause(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(..) => "",
+            Pool::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
     fn row_locks(&self) -> RowLocks {
-        let (begin, lock) = match self.pool {
-            Pool::Sqlite(..) => ("BEGIN IMMEDIATE", ""),
-            Pool::Postgres(_) => ("BEGIN", " FOR UPDATE"),
-        };
+        let lock = self.lock_clause();
         RowLocks {
-            begin,
+            begin: match self.pool {
+                Pool::Sqlite(..) => "BEGIN IMMEDIATE",
+                Pool::Postgres(_) => "BEGIN",
+            },
             lock,
             session: sqlx::AssertSqlSafe(format!(
                 concat!(

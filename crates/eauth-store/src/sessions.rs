@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{Pool, Result, Session, Store, StoreError, placeholder_rows};
+use crate::{Pool, Result, Session, Store, StoreError, numbered, value_rows};
 
 /// Rows per statement: 5 parameters each, far below both drivers' limits.
 const SESSIONS_PER_STATEMENT: usize = 500;
@@ -47,7 +47,7 @@ impl Store {
                     "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
                          source_ip = COALESCE(source_ip, v.column3)
                      FROM (VALUES {}) AS v WHERE sessions.id = v.column1",
-                    placeholder_rows(chunk.len(), 3, |n| format!("(${}, ${}, ${})", n, n + 1, n + 2))
+                    value_rows(chunk.len(), 3)
                 ));
                 let mut query = sqlx::query(sql).persistent(false);
                 for open in chunk {
@@ -96,9 +96,7 @@ impl Store {
                      FROM (VALUES {}) AS v
                      WHERE EXISTS (SELECT 1 FROM enrollments e
                          WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)",
-                    placeholder_rows(chunk.len(), 5, |n| {
-                        format!("(${}, ${}, ${}, ${}, ${})", n, n + 1, n + 2, n + 3, n + 4)
-                    })
+                    value_rows(chunk.len(), 5)
                 ));
                 // Not prepared for reuse: each batch size would be a statement of its own.
                 let mut query = sqlx::query(sql).persistent(false);
@@ -119,7 +117,7 @@ impl Store {
                 } else {
                     let sql = sqlx::AssertSqlSafe(format!(
                         "SELECT id FROM sessions WHERE id IN ({})",
-                        placeholder_rows(chunk.len(), 1, |n| format!("${n}"))
+                        numbered(1, chunk.len())
                     ));
                     let mut query = sqlx::query_scalar(sql).persistent(false);
                     for id in ids {
