@@ -145,13 +145,14 @@ test("a request signed with another device's key is refused and leaves the sign-
     const signin = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).jti;
     const approve = `/app-api/v1/signins/${signin}/approve`;
     const mine = eauthApp.device();
-    const theirs = Device.fromSeed(service, othersApp.device());
+    const stored = othersApp.device();
+    const theirs = Device.fromSeed(service, stored);
 
     // This test's own signing is right: the other device's request as itself is answered.
     const listed = await theirs.signins();
     expect(listed).toMatchObject({ status: 200, body: { code: "SUCCESS", data: { signins: [] } } });
     // The user's device named, with the right number, but signed with the other device's key.
-    const forger = Device.fromSeed(service, { id: mine.id, key: othersApp.device().key });
+    const forger = Device.fromSeed(service, { id: mine.id, key: stored.key });
     const forged = await forger.request("POST", approve, { number });
     expect(forged).toMatchObject({ status: 401, body: { code: "BAD_SIGNATURE" } });
     // The other device as itself: another user's sign-in is not one it can see.

@@ -170,6 +170,12 @@ pub fn is_throttled(account_failures: u32, address_failures: u32) -> bool {
     account_failures >= MAX_FAILURES_PER_ACCOUNT || address_failures >= MAX_FAILURES_PER_ADDRESS
 }
 
+/// Whether a registration from an address must be refused, given the registrations counted
+/// in the window for it.
+pub fn is_registration_throttled(registrations: u32) -> bool {
+    registrations >= MAX_REGISTRATIONS_PER_ADDRESS
+}
+
 /// What the audit log records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
@@ -314,6 +320,10 @@ mod tests {
         // Not the sign-in throttle's address key: registering does not lock anyone's sign-in.
         let [_, address] = throttle_keys("x", "203.0.113.7".parse().expect("ip"));
         assert_ne!(key("203.0.113.7"), address);
+        assert!(!is_registration_throttled(
+            MAX_REGISTRATIONS_PER_ADDRESS - 1
+        ));
+        assert!(is_registration_throttled(MAX_REGISTRATIONS_PER_ADDRESS));
     }
 
     #[test]

@@ -113,20 +113,19 @@ pub async fn deliver_now(state: &AppState, id: Uuid) -> anyhow::Result<Delivery>
 /// background: whoever waits for the backend to be told need not wait for that write too,
 /// and until it is written the claim keeps other workers off.
 #[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
-pub async fn deliver_claimed(
+pub(crate) async fn deliver_claimed(
     state: &AppState,
     callback: Callback,
     application: &Application,
-) -> DeliveryResult {
+) {
     let now = state.clock.now();
     let result = result_of(
         &callback,
         send(state, application, &callback, now).await,
         now,
     );
-    let recording = (state.clone(), result.clone());
+    let state = state.clone();
     tokio::spawn(async move {
-        let (state, result) = recording;
         if let Err(error) = state
             .store
             .record_delivery(callback.id, &result, state.clock.now())
@@ -136,7 +135,6 @@ pub async fn deliver_claimed(
             tracing::error!(error = ?error, "cannot record a callback delivery");
         }
     });
-    result
 }
 
 #[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]

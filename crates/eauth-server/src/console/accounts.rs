@@ -17,8 +17,9 @@ use axum_extra::extract::cookie::CookieJar;
 use eauth_core::{
     Email,
     console::{
-        AuditAction, MAX_REGISTRATIONS_PER_ADDRESS, Password, THROTTLE_WINDOW_SECS, dummy_hash,
-        hash_password, is_throttled, registration_throttle_key, throttle_keys, verify_password,
+        AuditAction, Password, THROTTLE_WINDOW_SECS, dummy_hash, hash_password,
+        is_registration_throttled, is_throttled, registration_throttle_key, throttle_keys,
+        verify_password,
     },
 };
 use eauth_store::StoreError;
@@ -34,8 +35,9 @@ use crate::{client_ip::ClientIp, state::AppState};
 /// What the sign-in page says to a wrong email and to a wrong password alike.
 const WRONG_CREDENTIALS: &str = "The email or password is not correct.";
 const THROTTLED: &str = "Too many failed sign-ins for this account or from this address. Wait 15 minutes and try again.";
+// Counted are attempts, taken emails too: it cannot say accounts were made.
 const TOO_MANY_REGISTRATIONS: &str =
-    "Too many accounts were registered from this address. Wait 15 minutes and try again.";
+    "Too many registrations from this address. Wait 15 minutes and try again.";
 
 #[derive(Template)]
 #[template(path = "console/sign_in.html")]
@@ -206,7 +208,7 @@ pub(super) struct RegisterForm {
 /// answers differ whatever this page says. What the console does instead is take as long for
 /// both (the password is hashed before the insert finds the email taken) and count every
 /// registration from an address, free or taken, refusing more than
-/// [`MAX_REGISTRATIONS_PER_ADDRESS`] in the throttle window.
+/// [`MAX_REGISTRATIONS_PER_ADDRESS`](eauth_core::console::MAX_REGISTRATIONS_PER_ADDRESS) in the throttle window.
 #[tracing::instrument(name = "console_register", skip_all)]
 pub(super) async fn register(
     State(state): State<AppState>,
@@ -250,12 +252,12 @@ pub(super) async fn register(
     // Counted in the sign-in throttle's table, under a key of its own; a malformed form
     // above tells nothing about any account, so it is not counted.
     let now = state.clock.now();
-    let throttle = [registration_throttle_key(source)];
+    let key = registration_throttle_key(source);
     let registrations = state
         .store
-        .signin_failures(&throttle[0], now - THROTTLE_WINDOW_SECS)
+        .signin_failures(&key, now - THROTTLE_WINDOW_SECS)
         .await?;
-    if registrations >= MAX_REGISTRATIONS_PER_ADDRESS {
+    if is_registration_throttled(registrations) {
         tracing::warn!(%source, "console registration refused: too many from this address");
         return Ok((
             jar,
@@ -268,7 +270,10 @@ pub(super) async fn register(
         )
             .into_response());
     }
-    state.store.record_signin_failure(&throttle, now).await?;
+    state
+        .store
+        .record_signin_failure(std::slice::from_ref(&key), now)
+        .await?;
     state
         .store
         .prune_signin_failures(now - THROTTLE_WINDOW_SECS)

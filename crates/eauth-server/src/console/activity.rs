@@ -86,22 +86,19 @@ pub(super) async fn users(
         .enrolled_users(app.client_id, Some(&q), rows)
         .await?;
     let emails: Vec<Email> = found.items.iter().map(|user| user.email.clone()).collect();
-    let mut devices: HashMap<String, Vec<DeviceRow>> = HashMap::new();
+    let mut devices: HashMap<Email, Vec<DeviceRow>> = HashMap::new();
     for device in state.store.devices_of_users(app.client_id, &emails).await? {
-        devices
-            .entry(device.email.to_string())
-            .or_default()
-            .push(DeviceRow {
-                name: device.name.as_str().to_owned(),
-                registered: time(device.created_at),
-                remove: removal_path(&app, device.id),
-            });
+        devices.entry(device.email).or_default().push(DeviceRow {
+            name: device.name.as_str().to_owned(),
+            registered: time(device.created_at),
+            remove: removal_path(&app, device.id),
+        });
     }
     let users = found
         .items
         .into_iter()
         .map(|user| UserRow {
-            devices: devices.remove(user.email.as_str()).unwrap_or_default(),
+            devices: devices.remove(&user.email).unwrap_or_default(),
             email: user.email.to_string(),
             enabled: time(user.enabled_at),
             last_signin: time_or(user.last_signin_at, "never"),

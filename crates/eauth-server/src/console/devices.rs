@@ -29,8 +29,10 @@ pub(super) fn removal_path(app: &Application, device: DeviceId) -> String {
     format!("/console/apps/{}/devices/{device}/remove", app.client_id)
 }
 
-/// The device `id` of this account's application `app_id`, or [`ConsoleError::NotFound`].
-async fn owned_device(
+/// This account's application `app_id` and the device id `id`, or [`ConsoleError::NotFound`].
+/// Whether the device is that application's is the caller's to check: each scopes its read or
+/// its delete by the application.
+async fn owned_app_and_device_id(
     state: &AppState,
     account: &Account,
     app_id: &str,
@@ -41,7 +43,7 @@ async fn owned_device(
     Ok((app, id))
 }
 
-/// "Device “eauth on laptop” of jane@example.com", for the audit log.
+/// "Device “eauth on laptop” of user jane@example.com", for the audit log.
 fn describe(device: &Device) -> String {
     format!("Device “{}” of user {}", device.name.as_str(), device.email)
 }
@@ -52,7 +54,7 @@ pub(super) async fn confirm_removal(
     account: Account,
     Path((app_id, device_id)): Path<(String, String)>,
 ) -> Result<Response, ConsoleError> {
-    let (app, id) = owned_device(&state, &account, &app_id, &device_id).await?;
+    let (app, id) = owned_app_and_device_id(&state, &account, &app_id, &device_id).await?;
     let device = state
         .store
         .device(id)
@@ -88,7 +90,7 @@ pub(super) async fn remove(
     Path((app_id, device_id)): Path<(String, String)>,
     Posted { account, .. }: Posted<Nothing>,
 ) -> Result<Response, ConsoleError> {
-    let (app, id) = owned_device(&state, &account, &app_id, &device_id).await?;
+    let (app, id) = owned_app_and_device_id(&state, &account, &app_id, &device_id).await?;
     let removed = state
         .store
         .delete_device(app.client_id, id)

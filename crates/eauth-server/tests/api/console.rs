@@ -21,6 +21,8 @@ use crate::{
 };
 
 backend_tests!(
+    // As behind a proxy on the same host: requests that name no client come from 127.0.0.1.
+    with |settings| settings.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
     an_account_registers_signs_out_and_its_old_cookie_stops_working,
     a_wrong_password_and_an_unknown_email_get_the_same_answer,
     failed_sign_ins_are_throttled_per_account_and_per_address,
@@ -129,6 +131,14 @@ impl Browser {
     fn new(app: &TestApp) -> Self {
         Self {
             client: app.browser_client(),
+            base_url: app.base_url.clone(),
+        }
+    }
+
+    /// A browser at `source`, behind the test's trusted proxy.
+    fn at(app: &TestApp, source: &str) -> Self {
+        Self {
+            client: app.browser_client_from(source),
             base_url: app.base_url.clone(),
         }
     }
@@ -562,11 +572,23 @@ async fn registrations_from_one_address_are_throttled_whether_the_email_is_free_
     for email in ["late@example.com", JANE] {
         let page = Browser::new(&app).register(email, PASSWORD).await;
         assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{email}");
-        assert!(page.says("Too many accounts were registered from this address"));
+        assert!(page.says("Too many registrations from this address"));
         assert!(!page.says("exists already"), "{email}");
         assert_eq!(page.session_cookie(), None, "not signed in");
     }
     assert!(!has_account(&app, "late@example.com").await);
+    // Counted per address: another one registers, and this one stays refused.
+    let elsewhere = Browser::at(&app, "203.0.113.9")
+        .register("elsewhere@example.com", PASSWORD)
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        Browser::new(&app)
+            .register("later@example.com", PASSWORD)
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // Signing in is another throttle: Jane still gets in.
     assert_eq!(
         Browser::new(&app).sign_in(JANE, PASSWORD).await.status,
@@ -909,11 +931,19 @@ async fn forms_without_this_sessions_token_are_refused_and_change_nothing(app: T
     let (jane, created) = Browser::with_portal(&app, JANE).await;
     let credentials = created.credentials();
     enroll(&app, &credentials, "user@example.com").await;
+    let device = App::registered(&app, &credentials, "user@example.com")
+        .await
+        .id
+        .expect("registered");
     let john = Browser::signed_up(&app, JOHN).await;
     let johns_token = john.get("/console").await.csrf();
     let janes_token = jane.get("/console").await.csrf();
 
     let rotate = format!("/console/apps/{}/rotate-api-key", created.client_id);
+    let remove_device = format!(
+        "/console/apps/{}/devices/{device}/remove",
+        created.client_id
+    );
     for (case, token) in [
         ("no token", None),
         ("a made-up token", Some("0".repeat(64))),
@@ -939,9 +969,12 @@ async fn forms_without_this_sessions_token_are_refused_and_change_nothing(app: T
             )
             .await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{case}");
+        let page = jane.post(&remove_device, &form).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{case}");
         let page = jane.post("/console/sign-out", &form).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{case}");
     }
+    assert!(device_exists(&app, device).await, "device kept");
     assert_eq!(
         session_token_code(&app, &credentials).await,
         "SUCCESS",
@@ -1307,14 +1340,8 @@ async fn a_users_devices_are_listed_and_one_is_removed_after_a_confirmation(app:
     assert!(device_exists(&app, alices_id).await);
     assert_eq!(alices.signins(None).await.code(), "SUCCESS");
 
-    // Without the session's form token: refused, and the device stays.
-    for form in [vec![], vec![("csrf", "0".repeat(64))]] {
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let refused = browser.post(&remove, &form).await;
-        assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    }
-    assert!(device_exists(&app, alices_id).await);
-
+    // Without the session's form token it is refused:
+    // forms_without_this_sessions_token_are_refused_and_change_nothing.
     let removed = browser.post(&remove, &[("csrf", &confirm.csrf())]).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
     let after = browser

@@ -189,14 +189,27 @@ impl TestApp {
     /// A browser's HTTP client: trusts the service's certificate, keeps cookies, and does not
     /// follow redirects (the tests look at them).
     pub fn browser_client(&self) -> reqwest::Client {
+        self.browser_builder().build().expect("client")
+    }
+
+    /// A browser whose requests come through a proxy that names `source` as the client
+    /// (believed where the test's settings trust 127.0.0.1 as a proxy).
+    pub fn browser_client_from(&self, source: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", source.parse().expect("a header value"));
+        self.browser_builder()
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    fn browser_builder(&self) -> reqwest::ClientBuilder {
         let certificate =
             std::fs::read(self.settings.data_dir.join("tls/cert.pem")).expect("certificate");
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&certificate).expect("PEM"))
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client")
     }
 
     /// Registers an application whitelisting the given addresses.
