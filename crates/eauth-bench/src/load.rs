@@ -90,6 +90,25 @@ pub(crate) struct Measured {
     pub(crate) exhausted: bool,
 }
 
+/// The kernel's unit for `/proc/<pid>/stat` times, fixed at 100 on x86 and ARM whatever the
+/// kernel's own tick rate.
+const USER_HZ: f64 = 100.0;
+
+/// The CPU time `process` (`"self"` or a pid) has used so far, all its threads, user and
+/// kernel, from `/proc/<process>/stat`; `None` where there is no such file.
+pub(crate) fn cpu_time(process: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: fields are counted after it, from
+    // the state (field 3); utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
+    let (user, kernel) = (ticks(11)?, ticks(12)?);
+    Some(Duration::from_secs_f64((user + kernel) as f64 / USER_HZ))
+}
+
 /// Sends `job`'s requests on every connection at once until `duration` has passed or the work
 /// runs out, and measures each request from its start to its answer.
 pub(crate) async fn drive(clients: &[reqwest::Client], duration: Duration, job: Job) -> Measured {

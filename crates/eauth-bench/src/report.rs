@@ -314,8 +314,8 @@ impl Report {
 fn table(md: &mut String, run: &RunReport) {
     let _ = writeln!(
         md,
-        "| scenario | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | errors | requests |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|"
+        "| scenario | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | errors | requests | eauthd CPU µs/req | generator CPU µs/req |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for s in &run.scenarios {
         let ratio = if s.name == BASELINE {
@@ -324,10 +324,19 @@ fn table(md: &mut String, run: &RunReport) {
             format!("{:.2}", s.ratio_to_baseline)
         };
         let note = s.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
+        let cpu = |us: Option<f64>| us.map_or("?".to_owned(), |us| format!("{us:.0}"));
         let _ = writeln!(
             md,
-            "| {}{note} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {} | {} |",
-            s.name, s.requests_per_second, s.p50_ms, s.p99_ms, s.p999_ms, s.errors, s.requests
+            "| {}{note} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            s.name,
+            s.requests_per_second,
+            s.p50_ms,
+            s.p99_ms,
+            s.p999_ms,
+            s.errors,
+            s.requests,
+            cpu(s.server_cpu_us_per_request),
+            cpu(s.generator_cpu_us_per_request)
         );
     }
 }

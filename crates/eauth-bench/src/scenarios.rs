@@ -50,6 +50,12 @@ pub(crate) struct ScenarioResult {
     pub(crate) p99_ms: f64,
     pub(crate) p999_ms: f64,
     pub(crate) ratio_to_baseline: f64,
+    /// CPU time eauthd used during the scenario (all its threads, user and kernel), per
+    /// request: on a machine whose cores are all busy, what a request costs is what sets its
+    /// rate, and unlike the rate this hardly depends on what else the machine is doing.
+    pub(crate) server_cpu_us_per_request: Option<f64>,
+    /// The same for the load generator, which shares the cores.
+    pub(crate) generator_cpu_us_per_request: Option<f64>,
     pub(crate) note: Option<String>,
 }
 
@@ -135,6 +141,7 @@ pub(crate) async fn run(
 
     let baseline = measure(
         &clients,
+        server.pid,
         plan,
         BASELINE,
         "GET /healthz",
@@ -146,6 +153,7 @@ pub(crate) async fn run(
     results.push(baseline);
     let session_token_result = measure(
         &clients,
+        server.pid,
         plan,
         SESSION_TOKEN,
         "POST session-token",
@@ -163,6 +171,7 @@ pub(crate) async fn run(
         results.push(
             measure(
                 &clients,
+                server.pid,
                 plan,
                 "mfa/toggle",
                 "POST mfa/toggle ENABLE",
@@ -182,6 +191,7 @@ pub(crate) async fn run(
         results.push(
             measure(
                 &clients,
+                server.pid,
                 plan,
                 "sign-in page",
                 "GET /start-authentication",
@@ -202,6 +212,7 @@ pub(crate) async fn run(
     results.push(
         measure(
             &clients,
+            server.pid,
             plan,
             CODE_VERIFICATION,
             "POST /start-authentication (code)",
@@ -214,6 +225,7 @@ pub(crate) async fn run(
         results.push(
             measure(
                 &clients,
+                server.pid,
                 plan,
                 "session-result",
                 "POST session-result",
@@ -229,6 +241,7 @@ pub(crate) async fn run(
 /// Drives `job` for the plan's duration and summarises it.
 async fn measure(
     clients: &[reqwest::Client],
+    server_pid: u32,
     plan: &Plan,
     name: &'static str,
     request: &'static str,
@@ -239,14 +252,30 @@ async fn measure(
         "eauth-bench: {name} ({request}) for {:.1} s",
         plan.duration.as_secs_f64()
     );
+    let server = server_pid.to_string();
+    let before = (load::cpu_time(&server), load::cpu_time("self"));
     let measured = load::drive(clients, plan.duration, job).await;
-    summarise(name, request, &measured, baseline_rps, prepared)
+    let used = |process: &str, before: Option<Duration>| {
+        Some(load::cpu_time(process)?.saturating_sub(before?))
+    };
+    let cpu = Cpu {
+        server: used(&server, before.0),
+        generator: used("self", before.1),
+    };
+    summarise(name, request, &measured, &cpu, baseline_rps, prepared)
+}
+
+/// CPU time used during a scenario, where the system tells.
+struct Cpu {
+    server: Option<Duration>,
+    generator: Option<Duration>,
 }
 
 fn summarise(
     name: &'static str,
     request: &'static str,
     measured: &Measured,
+    cpu: &Cpu,
     baseline_rps: Option<f64>,
     prepared: Option<usize>,
 ) -> ScenarioResult {
@@ -270,8 +299,15 @@ fn summarise(
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
         ratio_to_baseline: baseline_rps.map_or(1.0, |base| rps / base),
+        server_cpu_us_per_request: per_request(cpu.server, measured.requests),
+        generator_cpu_us_per_request: per_request(cpu.generator, measured.requests),
         note,
     }
+}
+
+fn per_request(cpu: Option<Duration>, requests: u64) -> Option<f64> {
+    cpu.filter(|_| requests > 0)
+        .map(|cpu| cpu.as_secs_f64() * 1e6 / requests as f64)
 }
 
 /// Sends `request`: whether it was answered with a 2xx, reading the body so that the
