@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{Pool, Result, Session, Store, StoreError, numbered, value_rows};
+use crate::{JsonColumn, Pool, Result, Session, Store, StoreError, value_rows};
 
 /// Rows per statement: 5 parameters each, far below both drivers' limits.
 const SESSIONS_PER_STATEMENT: usize = 500;
@@ -85,50 +85,54 @@ impl Store {
     /// Inserts those of `sessions` whose users are enrolled and not locked, in one write;
     /// returns the ids inserted.
     async fn insert_sessions(&self, sessions: &[Session]) -> Result<HashSet<Uuid>> {
-        let sessions = sessions.to_vec();
-        let ids: Vec<String> = write_in!(self, conn => {
-            let mut inserted = Vec::with_capacity(sessions.len());
-            for chunk in sessions.chunks(SESSIONS_PER_STATEMENT) {
-                // VALUES columns are column1..column5 in both SQLite and PostgreSQL.
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
-                     SELECT v.column1, v.column2, v.column3, 'PENDING', v.column4, v.column5
-                     FROM (VALUES {}) AS v
-                     WHERE EXISTS (SELECT 1 FROM enrollments e
-                         WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)",
-                    value_rows(chunk.len(), 5)
-                ));
-                // Not prepared for reuse: each batch size would be a statement of its own.
-                let mut query = sqlx::query(sql).persistent(false);
-                for session in chunk {
-                    query = query
-                        .bind(session.id.to_string())
-                        .bind(session.client_id.to_string())
-                        .bind(session.email.as_str().to_owned())
-                        .bind(session.created_at)
-                        .bind(session.expires_at);
-                }
-                let count = query.execute(&mut *conn).await?.rows_affected();
-                let ids = chunk.iter().map(|s| s.id.to_string());
-                if usize::try_from(count).is_ok_and(|count| count == chunk.len()) {
-                    // Every user was enrolled, the usual case, told by the count alone: rows
-                    // returned come one message at a time from the driver's thread.
-                    inserted.extend(ids);
-                } else {
-                    let sql = sqlx::AssertSqlSafe(format!(
-                        "SELECT id FROM sessions WHERE id IN ({})",
-                        numbered(1, chunk.len())
-                    ));
-                    let mut query = sqlx::query_scalar(sql).persistent(false);
-                    for id in ids {
-                        query = query.bind(id);
-                    }
-                    let found: Vec<String> = query.fetch_all(&mut *conn).await?;
-                    inserted.extend(found);
-                }
+        let rows = serde_json::Value::Array(
+            sessions
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "id": s.id.to_string(),
+                        "client_id": s.client_id.to_string(),
+                        "email": s.email.as_str(),
+                        "created_at": s.created_at,
+                        "expires_at": s.expires_at,
+                    })
+                })
+                .collect(),
+        )
+        .to_string();
+        let new_sessions = self.json_rows(
+            1,
+            &[
+                JsonColumn::Text("id"),
+                JsonColumn::Text("client_id"),
+                JsonColumn::Text("email"),
+                JsonColumn::BigInt("created_at"),
+                JsonColumn::BigInt("expires_at"),
+            ],
+        );
+        let insert = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
+             SELECT v.id, v.client_id, v.email, 'PENDING', v.created_at, v.expires_at
+             FROM {new_sessions}
+             WHERE EXISTS (SELECT 1 FROM enrollments e
+                 WHERE e.client_id = v.client_id AND e.email = v.email AND e.locked_at IS NULL)"
+        ));
+        let inserted = sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM sessions WHERE id IN (SELECT v.id FROM {new_sessions})"
+        ));
+        let all = sessions.len();
+        let ids: Option<Vec<String>> = write_in!(self, conn => {
+            let count = sqlx::query(insert).bind(&rows).execute(&mut *conn).await?.rows_affected();
+            if usize::try_from(count).is_ok_and(|count| count == all) {
+                // Every user was enrolled, the usual case, told by the count alone: rows
+                // returned come one message at a time from the driver's thread.
+                return Ok(None);
             }
-            Ok(inserted)
+            Ok(Some(sqlx::query_scalar(inserted).bind(&rows).fetch_all(&mut *conn).await?))
         })?;
+        let Some(ids) = ids else {
+            return Ok(sessions.iter().map(|s| s.id).collect());
+        };
         ids.iter()
             .map(|id| {
                 Uuid::parse_str(id).map_err(|e| StoreError::Corrupt(format!("session id: {e}")))
