@@ -18,13 +18,6 @@ use crate::{
     records::{EnrollmentRow, SessionRow, corrupt},
 };
 
-/// The columns of [`DeviceRow`].
-macro_rules! device_columns {
-    () => {
-        "id, client_id, email, public_key, name, created_at"
-    };
-}
-
 /// Users per statement of [`Store::devices_of_users`]: far below both drivers' parameter
 /// limits; the console asks for a page of 25.
 const USERS_PER_STATEMENT: usize = 500;
@@ -47,10 +40,10 @@ pub struct Device {
 }
 
 #[derive(sqlx::FromRow)]
-struct DeviceRow {
+pub(crate) struct DeviceRow {
     id: String,
-    client_id: String,
-    email: String,
+    pub(crate) client_id: String,
+    pub(crate) email: String,
     public_key: Vec<u8>,
     name: String,
     created_at: i64,
@@ -274,19 +267,6 @@ impl Store {
         .fetch_optional(pool)
         .await?);
         row.map(Device::try_from).transpose()
-    }
-
-    /// A user's devices, oldest first (for the console, and to know whether to offer push).
-    pub async fn devices_of(&self, client_id: ClientId, email: &Email) -> Result<Vec<Device>> {
-        let rows: Vec<DeviceRow> = on_pool!(self, pool => sqlx::query_as(concat!(
-            "SELECT ", device_columns!(),
-            " FROM devices WHERE client_id = $1 AND email = $2 ORDER BY created_at, id"
-        ))
-        .bind(client_id.to_string())
-        .bind(email.as_str())
-        .fetch_all(pool)
-        .await?);
-        rows.into_iter().map(Device::try_from).collect()
     }
 
     /// The devices of some of an application's users (a page of the console's user list), by

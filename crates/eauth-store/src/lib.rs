@@ -27,7 +27,7 @@ pub use records::{
     Application, Callback, CallbackStatus, DeliveryResult, Enrollment, NewEnrollment, Session,
     StoredSessionKey,
 };
-use records::{ApplicationRow, CallbackRow, EnrollmentRow, SessionRow, StoredSessionKeyRow};
+use records::{ApplicationRow, CallbackRow, SessionRow, StoredSessionKeyRow};
 
 /// Why a storage operation failed. No driver type escapes this crate.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +130,13 @@ macro_rules! session_columns {
     };
 }
 
+/// The columns of [`devices::DeviceRow`].
+macro_rules! device_columns {
+    () => {
+        "id, client_id, email, public_key, name, created_at"
+    };
+}
+
 /// The columns of [`EnrollmentRow`].
 macro_rules! enrollment_columns {
     () => {
@@ -179,26 +186,25 @@ fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) 
         .join(", ")
 }
 
-/// A column of [`Store::json_rows`], by the name its key and its column have.
+/// The type of a column of [`Store::json_rows`].
 #[derive(Debug, Clone, Copy)]
-enum JsonColumn {
-    Text(&'static str),
-    BigInt(&'static str),
+enum SqlType {
+    Text,
+    BigInt,
 }
 
-impl JsonColumn {
-    fn name(&self) -> &'static str {
+impl SqlType {
+    fn postgres(&self) -> &'static str {
         match self {
-            Self::Text(name) | Self::BigInt(name) => name,
+            Self::Text => "text",
+            Self::BigInt => "bigint",
         }
     }
+}
 
-    fn postgres_type(&self) -> &'static str {
-        match self {
-            Self::Text(_) => "text",
-            Self::BigInt(_) => "bigint",
-        }
-    }
+/// Rows for [`Store::json_rows`], each a JSON array of its columns.
+fn json_array(rows: impl Iterator<Item = serde_json::Value>) -> String {
+    serde_json::Value::Array(rows.collect()).to_string()
 }
 
 /// `count` consecutive placeholders from `$first`: `$first, $first+1, ...`.
@@ -321,6 +327,7 @@ macro_rules! finish_noted_in {
 mod attempts;
 mod deliveries;
 mod devices;
+mod lookups;
 mod sessions;
 
 pub use attempts::{Attempt, Judge};
@@ -361,6 +368,9 @@ struct Batches {
     sessions: std::sync::Arc<batch::Batcher<Session, bool>>,
     attempts: std::sync::Arc<batch::Batcher<attempts::Call, Attempt>>,
     applications: std::sync::Arc<batch::Batcher<ClientId, Option<Application>>>,
+    sessions_by_id: std::sync::Arc<batch::Batcher<Uuid, Option<Session>>>,
+    enrollments_by_user: std::sync::Arc<batch::Batcher<(ClientId, Email), Option<Enrollment>>>,
+    devices_by_user: std::sync::Arc<batch::Batcher<(ClientId, Email), Vec<Device>>>,
     page_opens: std::sync::Arc<batch::Batcher<sessions::PageOpen, ()>>,
     deliveries: std::sync::Arc<batch::Batcher<deliveries::Recorded, ()>>,
     enrollments: std::sync::Arc<batch::Batcher<(NewEnrollment, i64), ()>>,
@@ -493,56 +503,6 @@ impl Store {
         .await
         .map(drop)?);
         Ok(())
-    }
-
-    /// The application with this id. Concurrent lookups share one statement (see [`batch`]).
-    pub async fn application(&self, client_id: ClientId) -> Result<Option<Application>> {
-        self.batched(
-            &self.batches.applications,
-            client_id,
-            Store::applications_by_id,
-        )
-        .await
-    }
-
-    /// The applications with these ids, in their order (`None` where there is none).
-    async fn applications_by_id(
-        self,
-        ids: Vec<ClientId>,
-    ) -> Result<Vec<Result<Option<Application>>>> {
-        let mut distinct: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let sql = sqlx::AssertSqlSafe(format!(
-            concat!(
-                "SELECT ",
-                application_columns!(),
-                " FROM applications WHERE client_id IN ({})"
-            ),
-            numbered(1, distinct.len())
-        ));
-        let rows: Vec<ApplicationRow> = on_pool!(self, pool => {
-            let mut query = sqlx::query_as(sql).persistent(distinct.len() == 1);
-            for id in &distinct {
-                query = query.bind(id);
-            }
-            query.fetch_all(pool).await?
-        });
-        let found: std::collections::HashMap<String, Result<Application, String>> = rows
-            .into_iter()
-            .map(|row| {
-                let id = row.client_id.clone();
-                (id, Application::try_from(row).map_err(|e| e.to_string()))
-            })
-            .collect();
-        Ok(ids
-            .iter()
-            .map(|id| match found.get(&id.to_string()) {
-                None => Ok(None),
-                Some(Ok(application)) => Ok(Some(application.clone())),
-                Some(Err(error)) => Err(StoreError::Corrupt(error.clone())),
-            })
-            .collect())
     }
 
     /// Every application, oldest first.
@@ -726,22 +686,6 @@ impl Store {
             .collect())
     }
 
-    /// A user's enrollment.
-    pub async fn enrollment(
-        &self,
-        client_id: ClientId,
-        email: &Email,
-    ) -> Result<Option<Enrollment>> {
-        let row: Option<EnrollmentRow> = on_pool!(self, pool => sqlx::query_as(
-            concat!("SELECT ", enrollment_columns!(), " FROM enrollments WHERE client_id = $1 AND email = $2"),
-        )
-        .bind(client_id.to_string())
-        .bind(email.as_str())
-        .fetch_optional(pool)
-        .await?);
-        row.map(Enrollment::try_from).transpose()
-    }
-
     /// How many sessions an application has had.
     pub async fn session_count(&self, client_id: ClientId) -> Result<u64> {
         let count: i64 = on_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE client_id = $1")
@@ -749,17 +693,6 @@ impl Store {
             .fetch_one(pool)
             .await?);
         u64::try_from(count).map_err(|e| StoreError::Corrupt(format!("session count: {e}")))
-    }
-
-    /// The session with this id.
-    pub async fn session(&self, id: Uuid) -> Result<Option<Session>> {
-        let row: Option<SessionRow> = on_pool!(self, pool => sqlx::query_as(
-            concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = $1"),
-        )
-        .bind(id.to_string())
-        .fetch_optional(pool)
-        .await?);
-        row.map(Session::try_from).transpose()
     }
 
     /// Finishes a pending session with `status` and writes its callback (carrying
@@ -789,24 +722,29 @@ impl Store {
         rows.into_iter().map(Session::try_from).collect()
     }
 
-    /// A `FROM` source named `v` of the rows passed in `$param` as one JSON array of objects,
-    /// each with a key per column of `columns`. A batch of any size is then the same
-    /// statement, prepared once per connection: a statement text per batch size, parsed and
-    /// planned every time, was a tenth of eauthd's CPU time on SQLite under load and the
-    /// larger part of PostgreSQL's (perf, session-token scenario of eauth-bench).
-    fn json_rows(&self, param: usize, columns: &[JsonColumn]) -> String {
-        let list = |column: fn(&JsonColumn) -> String| {
-            columns.iter().map(column).collect::<Vec<_>>().join(", ")
+    /// A `FROM` source named `v` of the rows passed in `$param` as one JSON array of arrays,
+    /// whose columns are `column1`, `column2`, ... (as in a `VALUES` list) of `types`. A
+    /// batch of any size is then the same statement, prepared once per connection: a
+    /// statement text per batch size, parsed and planned every time, was a tenth of eauthd's
+    /// CPU time on SQLite under load (perf, session-token scenario of eauth-bench).
+    fn json_rows(&self, param: usize, types: &[SqlType]) -> String {
+        let columns = |column: &dyn Fn(usize, &SqlType) -> String| {
+            types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| column(i, t))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         match self.pool {
             // `->>` gives a JSON string as TEXT and a JSON integer as INTEGER.
             Pool::Sqlite(..) => format!(
                 "(SELECT {} FROM json_each(${param})) AS v",
-                list(|c| format!("value ->> '{0}' AS {0}", c.name()))
+                columns(&|i, _| format!("value ->> {i} AS column{}", i + 1))
             ),
             Pool::Postgres(_) => format!(
-                "json_to_recordset(${param}::json) AS v({})",
-                list(|c| format!("{} {}", c.name(), c.postgres_type()))
+                "(SELECT {} FROM json_array_elements(${param}::json) AS j) AS v",
+                columns(&|i, t| format!("(j ->> {i})::{} AS column{}", t.postgres(), i + 1))
             ),
         }
     }

@@ -104,8 +104,9 @@ pub struct NewEnrollment {
     pub params: TotpParams,
 }
 
-/// A user's TOTP enrollment and its verification state.
-#[derive(Debug)]
+/// A user's TOTP enrollment and its verification state. Its secret is sealed, so copies
+/// of it hold no more than the database does.
+#[derive(Debug, Clone)]
 pub struct Enrollment {
     /// The application.
     pub client_id: ClientId,
@@ -168,8 +169,8 @@ impl Enrollment {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct EnrollmentRow {
-    client_id: String,
-    email: String,
+    pub(crate) client_id: String,
+    pub(crate) email: String,
     sealed_secret: Vec<u8>,
     algorithm: String,
     digits: i32,
@@ -294,7 +295,7 @@ impl Session {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct SessionRow {
-    id: String,
+    pub(crate) id: String,
     client_id: String,
     email: String,
     status: String,

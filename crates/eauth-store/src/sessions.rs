@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{JsonColumn, Pool, Result, Session, Store, StoreError, value_rows};
+use crate::{Pool, Result, Session, SqlType, Store, StoreError, json_array, value_rows};
 
 /// Rows per statement: 5 parameters each, far below both drivers' limits.
 const SESSIONS_PER_STATEMENT: usize = 500;
@@ -85,40 +85,34 @@ impl Store {
     /// Inserts those of `sessions` whose users are enrolled and not locked, in one write;
     /// returns the ids inserted.
     async fn insert_sessions(&self, sessions: &[Session]) -> Result<HashSet<Uuid>> {
-        let rows = serde_json::Value::Array(
-            sessions
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "id": s.id.to_string(),
-                        "client_id": s.client_id.to_string(),
-                        "email": s.email.as_str(),
-                        "created_at": s.created_at,
-                        "expires_at": s.expires_at,
-                    })
-                })
-                .collect(),
-        )
-        .to_string();
+        let rows = json_array(sessions.iter().map(|s| {
+            serde_json::json!([
+                s.id.to_string(),
+                s.client_id.to_string(),
+                s.email.as_str(),
+                s.created_at,
+                s.expires_at
+            ])
+        }));
         let new_sessions = self.json_rows(
             1,
             &[
-                JsonColumn::Text("id"),
-                JsonColumn::Text("client_id"),
-                JsonColumn::Text("email"),
-                JsonColumn::BigInt("created_at"),
-                JsonColumn::BigInt("expires_at"),
+                SqlType::Text,
+                SqlType::Text,
+                SqlType::Text,
+                SqlType::BigInt,
+                SqlType::BigInt,
             ],
         );
         let insert = sqlx::AssertSqlSafe(format!(
             "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
-             SELECT v.id, v.client_id, v.email, 'PENDING', v.created_at, v.expires_at
+             SELECT v.column1, v.column2, v.column3, 'PENDING', v.column4, v.column5
              FROM {new_sessions}
              WHERE EXISTS (SELECT 1 FROM enrollments e
-                 WHERE e.client_id = v.client_id AND e.email = v.email AND e.locked_at IS NULL)"
+                 WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)"
         ));
         let inserted = sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM sessions WHERE id IN (SELECT v.id FROM {new_sessions})"
+            "SELECT id FROM sessions WHERE id IN (SELECT v.column1 FROM {new_sessions})"
         ));
         let all = sessions.len();
         let ids: Option<Vec<String>> = write_in!(self, conn => {

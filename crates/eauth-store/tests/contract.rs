@@ -43,6 +43,7 @@ contract!(
     concurrent_sessions_are_each_recorded_or_refused_on_their_own,
     concurrent_enrollment_changes_take_effect_as_one_after_the_other,
     concurrent_page_openings_and_delivery_results_are_each_recorded,
+    concurrent_reads_each_get_what_is_stored_under_their_own_key,
     a_session_finishes_once_and_writes_its_callback,
     an_approved_attempt_marks_its_step_used_and_resets_failures,
     wrong_attempts_count_and_the_last_one_rejects_the_session,
@@ -577,6 +578,90 @@ async fn each_result(
         results.push(handle.await.expect("join").expect("insert"));
     }
     results
+}
+
+/// Reads made at once share statements: each one gets what is stored under its own key, or
+/// nothing, as if it had been made alone; keys read twice at once get the same.
+async fn concurrent_reads_each_get_what_is_stored_under_their_own_key(store: Store) {
+    let (pending, device) = session_with_device(&store).await;
+    let other = application("Other");
+    store.insert_application(&other).await.expect("insert");
+    let (unknown_app, unknown_session) = (ClientId::generate(), Uuid::now_v7());
+    let stranger = Email::parse("stranger@example.com").expect("email");
+    let users = [
+        (pending.client_id, pending.email.clone()),
+        (other.client_id, pending.email.clone()),
+        (pending.client_id, stranger),
+    ];
+    type Read = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+    let reads = || {
+        let mut reads: Vec<Read> = Vec::new();
+        for client_id in [pending.client_id, other.client_id, unknown_app] {
+            let store = store.clone();
+            reads.push(Box::pin(async move {
+                let found = store.application(client_id).await.expect("application");
+                format!("application {client_id}: {:?}", found.map(|a| a.name))
+            }));
+        }
+        for id in [pending.id, unknown_session] {
+            let store = store.clone();
+            reads.push(Box::pin(async move {
+                let found = store.session(id).await.expect("session");
+                format!("session {id}: {:?}", found.map(|s| (s.client_id, s.email)))
+            }));
+        }
+        for (client_id, email) in &users {
+            let (store, client_id, email) = (store.clone(), *client_id, email.clone());
+            reads.push(Box::pin(async move {
+                let found = store
+                    .enrollment(client_id, &email)
+                    .await
+                    .expect("enrollment");
+                let found = found.map(|e| (e.client_id, e.email));
+                format!("enrollment {client_id} {email}: {found:?}")
+            }));
+        }
+        for (client_id, email) in &users {
+            let (store, client_id, email) = (store.clone(), *client_id, email.clone());
+            reads.push(Box::pin(async move {
+                let found = store.devices_of(client_id, &email).await.expect("devices");
+                let found: Vec<DeviceId> = found.iter().map(|d| d.id).collect();
+                format!("devices {client_id} {email}: {found:?}")
+            }));
+        }
+        reads
+    };
+    let name = |raw: &str| Some(ApplicationName::parse(raw).expect("name"));
+    let mut alone = vec![
+        format!("application {}: {:?}", pending.client_id, name("Portal")),
+        format!("application {}: {:?}", other.client_id, name("Other")),
+        format!("application {unknown_app}: None"),
+        format!(
+            "session {}: {:?}",
+            pending.id,
+            Some((pending.client_id, pending.email.clone()))
+        ),
+        format!("session {unknown_session}: None"),
+    ];
+    for (i, (client_id, email)) in users.iter().enumerate() {
+        let found = (i == 0).then(|| (*client_id, email.clone()));
+        alone.push(format!("enrollment {client_id} {email}: {found:?}"));
+    }
+    for (i, (client_id, email)) in users.iter().enumerate() {
+        let found = if i == 0 { vec![device.id] } else { vec![] };
+        alone.push(format!("devices {client_id} {email}: {found:?}"));
+    }
+    // Every read twice, all at once.
+    let handles: Vec<_> = [reads(), reads()]
+        .into_iter()
+        .flatten()
+        .map(tokio::spawn)
+        .collect();
+    let mut got = Vec::new();
+    for handle in handles {
+        got.push(handle.await.expect("join"));
+    }
+    assert_eq!(got, [alone.clone(), alone].concat());
 }
 
 /// An application with one enrolled user and a pending session of that user.
