@@ -10,13 +10,11 @@ use eauth_core::{ClientId, SessionStatus, VaultError, signin::Verdict};
 use uuid::Uuid;
 
 use crate::{
-    Callback, Enrollment, Pool, Result, Session, Store, StoreError, numbered,
+    Callback, Enrollment, Pool, Result, Session,
+    SqlType::{BigInt, Text},
+    Store, StoreError, dialect_of, json_array, json_rows,
     records::{EnrollmentRow, SessionRow},
-    value_rows,
 };
-
-/// Rows per statement: at most 9 parameters each, far below both drivers' limits.
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// Rules on an attempt, given the session and the enrollment as they stand.
 pub type Judge = Box<dyn FnOnce(&Session, &Enrollment) -> Result<Verdict, VaultError> + Send>;
@@ -93,14 +91,12 @@ impl Store {
             ids.dedup();
             // Sorted, so that batches of several processes lock rows in the same order.
             let sql = sqlx::AssertSqlSafe(format!(
-                concat!("SELECT ", session_columns!(), " FROM sessions WHERE id IN ({}) ORDER BY id{}"),
-                numbered(1, ids.len()),
+                concat!("SELECT ", session_columns!(), " FROM sessions WHERE id IN (SELECT v.column1 FROM {}) ORDER BY id{}"),
+                json_rows(dialect_of(&*tx), 1, &[Text]),
                 lock
             ));
-            let mut query = sqlx::query_as::<_, SessionRow>(sql).persistent(false);
-            for id in &ids {
-                query = query.bind(id);
-            }
+            let query = sqlx::query_as::<_, SessionRow>(sql)
+                .bind(json_array(ids.iter().map(|id| serde_json::json!([id]))));
             let mut sessions = HashMap::new();
             for row in query.fetch_all(&mut *tx).await? {
                 let session = Session::try_from(row)?;
@@ -120,16 +116,15 @@ impl Store {
                 let sql = sqlx::AssertSqlSafe(format!(
                     concat!(
                         "SELECT ", enrollment_columns!(),
-                        " FROM (VALUES {}) AS v JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2",
+                        " FROM {} JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2",
                         " ORDER BY e.client_id, e.email{}"
                     ),
-                    value_rows(keys.len(), 2),
+                    json_rows(dialect_of(&*tx), 1, &[Text, Text]),
                     if lock.is_empty() { "" } else { " FOR UPDATE OF e" }
                 ));
-                let mut query = sqlx::query_as::<_, EnrollmentRow>(sql).persistent(false);
-                for (client_id, email) in &keys {
-                    query = query.bind(client_id.to_string()).bind(email);
-                }
+                let query = sqlx::query_as::<_, EnrollmentRow>(sql).bind(json_array(
+                    keys.iter().map(|(client_id, email)| serde_json::json!([client_id.to_string(), email])),
+                ));
                 for row in query.fetch_all(&mut *tx).await? {
                     let enrollment = Enrollment::try_from(row)?;
                     enrollments.insert((enrollment.client_id, enrollment.email.as_str().to_owned()), enrollment);
@@ -179,57 +174,50 @@ impl Store {
                 })
                 .collect::<Vec<_>>();
 
-            let changed: Vec<&Enrollment> = changed_enrollments.iter().map(|key| &enrollments[key]).collect();
-            for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+            if !changed_enrollments.is_empty() {
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE enrollments SET last_used_step = v.column3, consecutive_failures = v.column4,
                          last_failure_at = v.column5, locked_at = v.column6, last_approved_at = v.column7
-                     FROM (VALUES {}) AS v
+                     FROM {}
                      WHERE enrollments.client_id = v.column1 AND enrollments.email = v.column2",
-                    value_rows(chunk.len(), 7)
+                    json_rows(dialect_of(&*tx), 1, &[Text, Text, BigInt, BigInt, BigInt, BigInt, BigInt])
                 ));
-                let mut query = sqlx::query(sql).persistent(false);
-                for enrollment in chunk {
-                    let step = enrollment
-                        .last_used_step
-                        .map(i64::try_from)
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
-                    let failures = i32::try_from(enrollment.consecutive_failures)
-                        .map_err(|e| StoreError::Corrupt(format!("failures: {e}")))?;
-                    query = query
-                        .bind(enrollment.client_id.to_string())
-                        .bind(enrollment.email.as_str().to_owned())
-                        .bind(step)
-                        .bind(failures)
-                        .bind(enrollment.last_failure_at)
-                        .bind(enrollment.locked_at)
-                        .bind(enrollment.last_approved_at);
-                }
-                query.execute(&mut *tx).await?;
+                let rows = json_array(changed_enrollments.iter().map(|key| {
+                    let enrollment = &enrollments[key];
+                    serde_json::json!([
+                        enrollment.client_id.to_string(),
+                        enrollment.email.as_str(),
+                        enrollment.last_used_step,
+                        enrollment.consecutive_failures,
+                        enrollment.last_failure_at,
+                        enrollment.locked_at,
+                        enrollment.last_approved_at
+                    ])
+                }));
+                sqlx::query(sql).bind(rows).execute(&mut *tx).await?;
             }
 
-            let changed: Vec<&Session> = changed_sessions.iter().map(|id| &sessions[id]).collect();
-            for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+            if !changed_sessions.is_empty() {
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE sessions SET status = v.column2, finished_at = v.column3, failed_attempts = v.column4
-                     FROM (VALUES {}) AS v WHERE sessions.id = v.column1",
-                    value_rows(chunk.len(), 4)
+                     FROM {} WHERE sessions.id = v.column1",
+                    json_rows(dialect_of(&*tx), 1, &[Text, Text, BigInt, BigInt])
                 ));
-                let mut query = sqlx::query(sql).persistent(false);
-                for session in chunk {
-                    let failures = i32::try_from(session.failed_attempts)
-                        .map_err(|e| StoreError::Corrupt(format!("failed attempts: {e}")))?;
-                    query = query
-                        .bind(session.id.to_string())
-                        .bind(session.status.as_str())
-                        .bind(session.finished_at)
-                        .bind(failures);
-                }
-                query.execute(&mut *tx).await?;
+                let rows = json_array(changed_sessions.iter().map(|id| {
+                    let session = &sessions[id];
+                    serde_json::json!([
+                        session.id.to_string(),
+                        session.status.as_str(),
+                        session.finished_at,
+                        session.failed_attempts
+                    ])
+                }));
+                sqlx::query(sql).bind(rows).execute(&mut *tx).await?;
             }
 
-            insert_callbacks_in!(tx, callbacks);
+            if !callbacks.is_empty() {
+                insert_callbacks_in!(tx, callbacks);
+            }
             Ok(results)
         })
     }

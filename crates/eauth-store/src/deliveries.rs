@@ -1,14 +1,11 @@
-//! What callback deliveries came to, many to a statement (see [`crate::batch`]): every
+//! What callback deliveries came to, a batch to a statement (see [`crate::batch`]): every
 //! approved sign-in ends with one.
 
 use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{CallbackStatus, DeliveryResult, Pool, Result, Store, value_rows};
-
-/// Rows per statement: 5 parameters each, far below both drivers' limits.
-const ROWS_PER_STATEMENT: usize = 500;
+use crate::{CallbackStatus, DeliveryResult, Pool, Result, SqlType, Store, json_array, json_rows};
 
 /// A delivery's result, as [`Store::record_delivery`] writes it.
 pub(crate) struct Recorded {
@@ -52,28 +49,27 @@ impl Store {
         let mut seen = HashSet::new();
         batch.reverse();
         batch.retain(|recorded| seen.insert(recorded.id));
+        use SqlType::{BigInt, Text};
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE callbacks SET status = v.column2,
+                 next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
+                 last_error = v.column4,
+                 delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
+                 lease_until = NULL
+             FROM {} WHERE callbacks.id = v.column1",
+            json_rows(self.dialect(), 1, &[Text, Text, BigInt, Text, BigInt])
+        ));
+        let rows = json_array(batch.iter().map(|recorded| {
+            serde_json::json!([
+                recorded.id.to_string(),
+                recorded.status.as_str(),
+                recorded.next_attempt_at,
+                recorded.error,
+                recorded.now
+            ])
+        }));
         write_in!(self, conn => {
-            for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "UPDATE callbacks SET status = v.column2,
-                         next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
-                         last_error = v.column4,
-                         delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
-                         lease_until = NULL
-                     FROM (VALUES {}) AS v WHERE callbacks.id = v.column1",
-                    value_rows(chunk.len(), 5)
-                ));
-                let mut query = sqlx::query(sql).persistent(false);
-                for recorded in chunk {
-                    query = query
-                        .bind(recorded.id.to_string())
-                        .bind(recorded.status.as_str())
-                        .bind(recorded.next_attempt_at)
-                        .bind(recorded.error.clone())
-                        .bind(recorded.now);
-                }
-                query.execute(&mut *conn).await?;
-            }
+            sqlx::query(sql).bind(rows).execute(&mut *conn).await?;
             Ok(())
         })?;
         Ok(crate::batch::each_done(count))

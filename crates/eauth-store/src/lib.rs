@@ -186,11 +186,37 @@ fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) 
         .join(", ")
 }
 
-/// The type of a column of [`Store::json_rows`].
+/// Which SQL a statement is written in, where the backends' differ.
+#[derive(Debug, Clone, Copy)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The dialect of a connection, for statements written inside [`write_in!`], whose body is
+/// compiled once per driver.
+trait SpeaksDialect {
+    const DIALECT: Dialect;
+}
+
+impl SpeaksDialect for sqlx::SqliteConnection {
+    const DIALECT: Dialect = Dialect::Sqlite;
+}
+
+impl SpeaksDialect for sqlx::PgConnection {
+    const DIALECT: Dialect = Dialect::Postgres;
+}
+
+fn dialect_of<C: SpeaksDialect>(_: &C) -> Dialect {
+    C::DIALECT
+}
+
+/// The type of a column of [`json_rows`].
 #[derive(Debug, Clone, Copy)]
 enum SqlType {
     Text,
     BigInt,
+    Bool,
 }
 
 impl SqlType {
@@ -198,11 +224,42 @@ impl SqlType {
         match self {
             Self::Text => "text",
             Self::BigInt => "bigint",
+            Self::Bool => "boolean",
         }
     }
 }
 
-/// Rows for [`Store::json_rows`], each a JSON array of its columns.
+/// A `FROM` source named `v` of the rows passed in `$param` as one JSON array of arrays (see
+/// [`json_array`]), whose columns are `column1`, `column2`, ... (as in a `VALUES` list) of
+/// `types`. A batch of any size is then the same statement, prepared once per connection: a
+/// statement text per batch size, parsed and planned every time, was a tenth of eauthd's CPU
+/// time on SQLite under load (perf, session-token and code-verification scenarios of
+/// eauth-bench).
+fn json_rows(dialect: Dialect, param: usize, types: &[SqlType]) -> String {
+    let columns = |column: &dyn Fn(usize, &SqlType) -> String| {
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| column(i, t))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match dialect {
+        // `->>` gives a JSON string as TEXT, a number as INTEGER and true as 1. jsonb_each,
+        // not json_each: its rows are binary JSON, which `->>` reads without parsing each
+        // row's text again for every column.
+        Dialect::Sqlite => format!(
+            "(SELECT {} FROM jsonb_each(${param})) AS v",
+            columns(&|i, _| format!("value ->> {i} AS column{}", i + 1))
+        ),
+        Dialect::Postgres => format!(
+            "(SELECT {} FROM json_array_elements(${param}::json) AS j) AS v",
+            columns(&|i, t| format!("(j ->> {i})::{} AS column{}", t.postgres(), i + 1))
+        ),
+    }
+}
+
+/// Rows for [`json_rows`], each a JSON array of its columns.
 fn json_array(rows: impl Iterator<Item = serde_json::Value>) -> String {
     serde_json::Value::Array(rows.collect()).to_string()
 }
@@ -221,37 +278,37 @@ fn value_rows(rows: usize, columns: usize) -> String {
 }
 
 /// Inserts the callbacks `$callbacks` (`(Callback, lease)` pairs, see [`Callback::new`])
-/// inside the transaction `$tx`, many to a statement.
+/// inside the transaction `$tx`, in one statement.
 macro_rules! insert_callbacks_in {
     ($tx:expr, $callbacks:expr) => {{
         let callbacks: &[($crate::Callback, Option<i64>)] = &$callbacks;
-        for chunk in callbacks.chunks(500) {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
-                     attempts, next_attempt_at, lease_until, created_at)
-                 VALUES {}",
-                // created_at is next_attempt_at's placeholder again: due as it is written.
-                $crate::placeholder_rows(chunk.len(), 8, |n| format!(
-                    "({}, 'PENDING', {}, ${})",
-                    $crate::numbered(n, 5),
-                    $crate::numbered(n + 5, 3),
-                    n + 6
-                ))
-            ));
-            let mut query = sqlx::query(sql).persistent(chunk.len() == 1);
-            for (callback, lease) in chunk {
-                query = query
-                    .bind(callback.id.to_string())
-                    .bind(callback.session_id.to_string())
-                    .bind(callback.client_id.to_string())
-                    .bind(callback.approved)
-                    .bind(callback.session_token.clone())
-                    .bind(i32::try_from(callback.attempts).unwrap_or(i32::MAX))
-                    .bind(callback.created_at)
-                    .bind(*lease);
-            }
-            query.execute(&mut *$tx).await?;
-        }
+        use $crate::SqlType::{BigInt, Bool, Text};
+        let sql = sqlx::AssertSqlSafe(format!(
+            // created_at is next_attempt_at again: due as it is written.
+            "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
+                 attempts, next_attempt_at, lease_until, created_at)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'PENDING',
+                 v.column6, v.column7, v.column8, v.column7
+             FROM {}",
+            $crate::json_rows(
+                $crate::dialect_of(&*$tx),
+                1,
+                &[Text, Text, Text, Bool, Text, BigInt, BigInt, BigInt]
+            )
+        ));
+        let rows = $crate::json_array(callbacks.iter().map(|(callback, lease)| {
+            serde_json::json!([
+                callback.id.to_string(),
+                callback.session_id.to_string(),
+                callback.client_id.to_string(),
+                callback.approved,
+                callback.session_token,
+                callback.attempts,
+                callback.created_at,
+                lease
+            ])
+        }));
+        sqlx::query(sql).bind(rows).execute(&mut *$tx).await?;
     }};
 }
 
@@ -722,30 +779,11 @@ impl Store {
         rows.into_iter().map(Session::try_from).collect()
     }
 
-    /// A `FROM` source named `v` of the rows passed in `$param` as one JSON array of arrays,
-    /// whose columns are `column1`, `column2`, ... (as in a `VALUES` list) of `types`. A
-    /// batch of any size is then the same statement, prepared once per connection: a
-    /// statement text per batch size, parsed and planned every time, was a tenth of eauthd's
-    /// CPU time on SQLite under load (perf, session-token scenario of eauth-bench).
-    fn json_rows(&self, param: usize, types: &[SqlType]) -> String {
-        let columns = |column: &dyn Fn(usize, &SqlType) -> String| {
-            types
-                .iter()
-                .enumerate()
-                .map(|(i, t)| column(i, t))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+    /// The SQL of this store's database.
+    fn dialect(&self) -> Dialect {
         match self.pool {
-            // `->>` gives a JSON string as TEXT and a JSON integer as INTEGER.
-            Pool::Sqlite(..) => format!(
-                "(SELECT {} FROM json_each(${param})) AS v",
-                columns(&|i, _| format!("value ->> {i} AS column{}", i + 1))
-            ),
-            Pool::Postgres(_) => format!(
-                "(SELECT {} FROM json_array_elements(${param}::json) AS j) AS v",
-                columns(&|i, t| format!("(j ->> {i})::{} AS column{}", t.postgres(), i + 1))
-            ),
+            Pool::Sqlite(..) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
         }
     }
 

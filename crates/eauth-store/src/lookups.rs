@@ -1,7 +1,7 @@
 //! The busiest reads, by key, many to a statement (see [`crate::batch`]): applications (every
 //! API call and sign-in page), sessions, enrollments and devices (every sign-in page). A
 //! batch's distinct keys go to one prepared statement as one JSON parameter (see
-//! [`Store::json_rows`]), where one statement per call cost the round trip to the driver's
+//! [`json_rows`]), where one statement per call cost the round trip to the driver's
 //! thread each: three of them made the sign-in page cost twice what session-token does.
 
 use std::{
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::{
     Application, Device, Enrollment, Pool, Result, Session, SqlType, Store, StoreError,
     devices::DeviceRow,
-    json_array,
+    json_array, json_rows,
     records::{ApplicationRow, EnrollmentRow, SessionRow},
 };
 
@@ -39,7 +39,7 @@ impl Store {
                         application_columns!(),
                         " FROM applications WHERE client_id IN (SELECT v.column1 FROM {})"
                     ),
-                    store.json_rows(1, &[SqlType::Text])
+                    json_rows(store.dialect(), 1, &[SqlType::Text])
                 );
                 let keys = ids.iter().map(ToString::to_string).collect();
                 let found = store
@@ -65,7 +65,7 @@ impl Store {
                     session_columns!(),
                     " FROM sessions WHERE id IN (SELECT v.column1 FROM {})"
                 ),
-                store.json_rows(1, &[SqlType::Text])
+                json_rows(store.dialect(), 1, &[SqlType::Text])
             );
             let keys = ids.iter().map(ToString::to_string).collect();
             let found = store
@@ -93,7 +93,7 @@ impl Store {
             // whole table.
             let select = format!(
                 concat!("SELECT ", enrollment_columns!(), " FROM {} JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2"),
-                store.json_rows(1, &[SqlType::Text, SqlType::Text])
+                json_rows(store.dialect(), 1, &[SqlType::Text, SqlType::Text])
             );
             let keys = users.iter().map(|(c, e)| user_key(*c, e)).collect();
             let found = store
@@ -112,7 +112,7 @@ impl Store {
         self.batched(&self.batches.devices_by_user, user, |store, users| async move {
             let select = format!(
                 concat!("SELECT ", device_columns!(), " FROM {} JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2 ORDER BY d.created_at, d.id"),
-                store.json_rows(1, &[SqlType::Text, SqlType::Text])
+                json_rows(store.dialect(), 1, &[SqlType::Text, SqlType::Text])
             );
             let keys = users.iter().map(|(c, e)| user_key(*c, e)).collect();
             store
@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Serves a batch of reads by key with one statement: `select` reads the rows of the
-    /// distinct keys, which it gets as `$1` (see [`Store::json_rows`]; `to_json` writes a key's
+    /// distinct keys, which it gets as `$1` (see [`json_rows`]; `to_json` writes a key's
     /// columns), and `read` tells each row's key and what it holds. Every call gets the rows of
     /// its key, in the order `select` gave them; a row that cannot be read fails the calls of
     /// its key and no others.

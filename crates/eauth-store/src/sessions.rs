@@ -1,14 +1,11 @@
-//! Sessions' busiest writes, many to a statement (see [`crate::batch`]): new sessions
+//! Sessions' busiest writes, a batch to a statement (see [`crate::batch`]): new sessions
 //! (`session-token`, every sign-in of every portal) and the first opening of their pages.
 
 use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{Pool, Result, Session, SqlType, Store, StoreError, json_array, value_rows};
-
-/// Rows per statement: 5 parameters each, far below both drivers' limits.
-const SESSIONS_PER_STATEMENT: usize = 500;
+use crate::{Pool, Result, Session, SqlType, Store, StoreError, json_array, json_rows};
 
 /// A sign-in page opened, as [`Store::record_page_open`] notes it.
 pub(crate) struct PageOpen {
@@ -41,23 +38,17 @@ impl Store {
         // it would one after the other.
         let mut seen = HashSet::new();
         opens.retain(|open| seen.insert(open.id));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
+                 source_ip = COALESCE(source_ip, v.column3)
+             FROM {} WHERE sessions.id = v.column1",
+            json_rows(self.dialect(), 1, &[SqlType::Text; 3])
+        ));
+        let rows = json_array(opens.iter().map(|open| {
+            serde_json::json!([open.id.to_string(), open.signin_method, open.source_ip])
+        }));
         write_in!(self, conn => {
-            for chunk in opens.chunks(SESSIONS_PER_STATEMENT) {
-                let sql = sqlx::AssertSqlSafe(format!(
-                    "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
-                         source_ip = COALESCE(source_ip, v.column3)
-                     FROM (VALUES {}) AS v WHERE sessions.id = v.column1",
-                    value_rows(chunk.len(), 3)
-                ));
-                let mut query = sqlx::query(sql).persistent(false);
-                for open in chunk {
-                    query = query
-                        .bind(open.id.to_string())
-                        .bind(open.signin_method.clone())
-                        .bind(open.source_ip.clone());
-                }
-                query.execute(&mut *conn).await?;
-            }
+            sqlx::query(sql).bind(rows).execute(&mut *conn).await?;
             Ok(())
         })?;
         Ok(crate::batch::each_done(count))
@@ -94,7 +85,8 @@ impl Store {
                 s.expires_at
             ])
         }));
-        let new_sessions = self.json_rows(
+        let new_sessions = json_rows(
+            self.dialect(),
             1,
             &[
                 SqlType::Text,
