@@ -48,6 +48,12 @@ struct Args {
     /// error.
     #[arg(long)]
     smoke: bool,
+    /// Run eauthd under valgrind's callgrind and report, for each scenario, the instructions
+    /// it executed per request: a cost that stays the same from run to run on a machine
+    /// whose speed does not. Rates, latencies and memory are then valgrind's, not the
+    /// service's; compare them only with other runs under callgrind.
+    #[arg(long)]
+    instructions: bool,
     /// Where the reports go [default: <target dir>/bench].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -79,7 +85,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         } else {
             10.0
         })),
+        instructions: args.instructions,
     };
+    if plan.instructions {
+        server::check_callgrind().await?;
+    }
     anyhow::ensure!(plan.users >= 1, "--users must be at least 1");
     anyhow::ensure!(plan.connections >= 1, "--connections must be at least 1");
     let out = match args.out {
@@ -131,7 +141,7 @@ async fn run_once(
     scope: scenarios::Scope,
 ) -> anyhow::Result<RunReport> {
     let receiver = load::CallbackReceiver::start().await?;
-    let server = Eauthd::start(eauthd, out, plan.users, &receiver.url()).await?;
+    let server = Eauthd::start(eauthd, out, plan, &receiver.url()).await?;
     eprintln!(
         "eauth-bench: {} users seeded in {:.1} s; eauthd (pid {}) at {}",
         plan.users,

@@ -96,6 +96,8 @@ pub(crate) struct Report {
     connections: usize,
     seconds_per_scenario: f64,
     smoke: bool,
+    /// eauthd ran under callgrind (`--instructions`).
+    under_callgrind: bool,
     run: RunReport,
     scale: Option<ScaleReport>,
     targets: Vec<Check>,
@@ -116,6 +118,7 @@ impl Report {
             connections: plan.connections,
             seconds_per_scenario: plan.duration.as_secs_f64(),
             smoke,
+            under_callgrind: plan.instructions,
             run,
             scale,
             targets: Vec::new(),
@@ -241,6 +244,13 @@ impl Report {
             self.connections,
             self.seconds_per_scenario
         );
+        if self.under_callgrind {
+            let _ = writeln!(
+                md,
+                "eauthd ran under callgrind: only its instructions per request are the \
+                 service's; rates, latencies and memory are valgrind's.\n"
+            );
+        }
         table(&mut md, &self.run);
         if let Some(scale) = &self.scale {
             for run in &scale.runs {
@@ -312,10 +322,20 @@ impl Report {
 }
 
 fn table(md: &mut String, run: &RunReport) {
+    let counted = run
+        .scenarios
+        .iter()
+        .any(|s| s.server_instructions_per_request.is_some());
     let _ = writeln!(
         md,
-        "| scenario | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | errors | requests | eauthd CPU µs/req | generator CPU µs/req |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| scenario | req/s | ratio to baseline | p50 ms | p99 ms | p99.9 ms | errors | requests | eauthd CPU µs/req | generator CPU µs/req |{}\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        if counted {
+            " eauthd instructions/req |"
+        } else {
+            ""
+        },
+        if counted { "---:|" } else { "" }
     );
     for s in &run.scenarios {
         let ratio = if s.name == BASELINE {
@@ -324,10 +344,15 @@ fn table(md: &mut String, run: &RunReport) {
             format!("{:.2}", s.ratio_to_baseline)
         };
         let note = s.note.as_ref().map_or(String::new(), |n| format!(" ({n})"));
-        let cpu = |us: Option<f64>| us.map_or("?".to_owned(), |us| format!("{us:.0}"));
+        let number = |value: Option<f64>| value.map_or("?".to_owned(), |v| format!("{v:.0}"));
+        let instructions = if counted {
+            format!(" {} |", number(s.server_instructions_per_request))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {}{note} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {}{note} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |{instructions}",
             s.name,
             s.requests_per_second,
             s.p50_ms,
@@ -335,8 +360,8 @@ fn table(md: &mut String, run: &RunReport) {
             s.p999_ms,
             s.errors,
             s.requests,
-            cpu(s.server_cpu_us_per_request),
-            cpu(s.generator_cpu_us_per_request)
+            number(s.server_cpu_us_per_request),
+            number(s.generator_cpu_us_per_request)
         );
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     pub(crate) users: u64,
     pub(crate) connections: usize,
     pub(crate) duration: Duration,
+    /// eauthd runs under callgrind, which counts its instructions (`--instructions`).
+    pub(crate) instructions: bool,
 }
 
 /// Which scenarios.
@@ -56,6 +58,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) server_cpu_us_per_request: Option<f64>,
     /// The same for the load generator, which shares the cores.
     pub(crate) generator_cpu_us_per_request: Option<f64>,
+    /// Instructions eauthd executed during the scenario per request, under `--instructions`.
+    pub(crate) server_instructions_per_request: Option<f64>,
     pub(crate) note: Option<String>,
 }
 
@@ -141,7 +145,7 @@ pub(crate) async fn run(
 
     let baseline = measure(
         &clients,
-        server.pid,
+        server,
         plan,
         BASELINE,
         "GET /healthz",
@@ -153,7 +157,7 @@ pub(crate) async fn run(
     results.push(baseline);
     let session_token_result = measure(
         &clients,
-        server.pid,
+        server,
         plan,
         SESSION_TOKEN,
         "POST session-token",
@@ -171,7 +175,7 @@ pub(crate) async fn run(
         results.push(
             measure(
                 &clients,
-                server.pid,
+                server,
                 plan,
                 "mfa/toggle",
                 "POST mfa/toggle ENABLE",
@@ -191,7 +195,7 @@ pub(crate) async fn run(
         results.push(
             measure(
                 &clients,
-                server.pid,
+                server,
                 plan,
                 "sign-in page",
                 "GET /start-authentication",
@@ -212,7 +216,7 @@ pub(crate) async fn run(
     results.push(
         measure(
             &clients,
-            server.pid,
+            server,
             plan,
             CODE_VERIFICATION,
             "POST /start-authentication (code)",
@@ -225,7 +229,7 @@ pub(crate) async fn run(
         results.push(
             measure(
                 &clients,
-                server.pid,
+                server,
                 plan,
                 "session-result",
                 "POST session-result",
@@ -241,7 +245,7 @@ pub(crate) async fn run(
 /// Drives `job` for the plan's duration and summarises it.
 async fn measure(
     clients: &[reqwest::Client],
-    server_pid: u32,
+    server: &Eauthd,
     plan: &Plan,
     name: &'static str,
     request: &'static str,
@@ -252,23 +256,27 @@ async fn measure(
         "eauth-bench: {name} ({request}) for {:.1} s",
         plan.duration.as_secs_f64()
     );
-    let server = server_pid.to_string();
-    let before = (load::cpu_time(&server), load::cpu_time("self"));
+    let pid = server.pid.to_string();
+    server.count_instructions_from_now().await;
+    let before = (load::cpu_time(&pid), load::cpu_time("self"));
     let measured = load::drive(clients, plan.duration, job).await;
     let used = |process: &str, before: Option<Duration>| {
         Some(load::cpu_time(process)?.saturating_sub(before?))
     };
     let cpu = Cpu {
-        server: used(&server, before.0),
+        server: used(&pid, before.0),
         generator: used("self", before.1),
+        server_instructions: server.instructions_counted().await,
     };
     summarise(name, request, &measured, &cpu, baseline_rps, prepared)
 }
 
-/// CPU time used during a scenario, where the system tells.
+/// CPU time used during a scenario, where the system tells, and eauthd's instructions under
+/// callgrind.
 struct Cpu {
     server: Option<Duration>,
     generator: Option<Duration>,
+    server_instructions: Option<u64>,
 }
 
 fn summarise(
@@ -301,6 +309,10 @@ fn summarise(
         ratio_to_baseline: baseline_rps.map_or(1.0, |base| rps / base),
         server_cpu_us_per_request: per_request(cpu.server, measured.requests),
         generator_cpu_us_per_request: per_request(cpu.generator, measured.requests),
+        server_instructions_per_request: cpu
+            .server_instructions
+            .filter(|_| measured.requests > 0)
+            .map(|count| count as f64 / measured.requests as f64),
         note,
     }
 }

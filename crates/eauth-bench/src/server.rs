@@ -17,7 +17,7 @@ use tokio::{
     process::{Child, Command},
 };
 
-use crate::seed;
+use crate::{scenarios::Plan, seed};
 
 /// Set it to run against PostgreSQL (a fresh schema in that database, dropped afterwards).
 pub(crate) const DATABASE_ENV: &str = "EAUTH_BENCH_DATABASE_URL";
@@ -88,6 +88,21 @@ pub(crate) struct Credentials {
     pub(crate) api_key: String,
 }
 
+/// Fails unless valgrind's callgrind can be run, for `--instructions`.
+pub(crate) async fn check_callgrind() -> anyhow::Result<()> {
+    let found = Command::new("callgrind_control")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|status| status.success());
+    anyhow::ensure!(
+        found,
+        "--instructions needs valgrind (Debian's package valgrind: apt-get install valgrind)"
+    );
+    Ok(())
+}
+
 /// A running `eauthd` and everything it owns.
 pub(crate) struct Eauthd {
     child: Child,
@@ -101,6 +116,8 @@ pub(crate) struct Eauthd {
     log: PathBuf,
     _data_dir: tempfile::TempDir,
     database: Option<TestDatabase>,
+    /// Where callgrind writes its counts, when the service runs under it.
+    callgrind: Option<PathBuf>,
 }
 
 impl Eauthd {
@@ -109,9 +126,10 @@ impl Eauthd {
     pub(crate) async fn start(
         binary: &Path,
         out: &Path,
-        users: u64,
+        plan: &Plan,
         callback_url: &str,
     ) -> anyhow::Result<Self> {
+        let users = plan.users;
         // On the real disk next to the reports, not in a tmpfs: commits must really reach it.
         let data_dir = tempfile::Builder::new()
             .prefix("data-")
@@ -130,9 +148,7 @@ impl Eauthd {
             ),
         };
         let (master_key, master_hex) = MasterKey::generate();
-        let command = |args: &[&str]| {
-            let mut command = Command::new(binary);
-            command.args(args);
+        let configure = |command: &mut Command| {
             // Nothing of the caller's own eauthd settings may leak into the service under test.
             for (name, _) in std::env::vars_os() {
                 if name.to_string_lossy().starts_with("EAUTH_") {
@@ -150,10 +166,10 @@ impl Eauthd {
             if let Some(filter) = std::env::var_os(LOG_ENV) {
                 command.env("EAUTH_LOG", filter);
             }
-            command
         };
 
-        let created = command(&[
+        let mut admin = Command::new(binary);
+        admin.args([
             "admin",
             "create-application",
             "--json",
@@ -165,10 +181,12 @@ impl Eauthd {
             callback_url,
             "--redirect-uri",
             REDIRECT_URI,
-        ])
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", binary.display()))?;
+        ]);
+        configure(&mut admin);
+        let created = admin
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", binary.display()))?;
         if !created.status.success() {
             bail!(
                 "eauthd admin create-application failed: {}",
@@ -185,7 +203,27 @@ impl Eauthd {
         let log = out.join(format!("eauthd-{}-{users}.log", backend_name()));
         let log_file = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = command(&["serve"])
+        let callgrind = plan.instructions.then(|| out.join("callgrind"));
+        let mut serve = match &callgrind {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                let mut valgrind = Command::new("valgrind");
+                valgrind
+                    .arg("--tool=callgrind")
+                    .arg("--dump-instr=no")
+                    .arg(format!(
+                        "--callgrind-out-file={}",
+                        dir.join("callgrind.%p").display()
+                    ))
+                    .arg(binary);
+                valgrind
+            }
+            None => Command::new(binary),
+        };
+        serve.arg("serve");
+        configure(&mut serve);
+        let mut child = serve
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -218,7 +256,48 @@ impl Eauthd {
             log,
             _data_dir: data_dir,
             database,
+            callgrind,
         })
+    }
+
+    /// Under callgrind, starts counting the service's instructions afresh.
+    pub(crate) async fn count_instructions_from_now(&self) {
+        if self.callgrind.is_some() {
+            self.callgrind_control("--zero").await;
+        }
+    }
+
+    /// Under callgrind, the instructions the service executed since
+    /// [`Eauthd::count_instructions_from_now`]: callgrind writes them to a file of their own.
+    pub(crate) async fn instructions_counted(&self) -> Option<u64> {
+        let dir = self.callgrind.as_ref()?;
+        self.callgrind_control("--dump").await;
+        // Dumps are numbered callgrind.<pid>.<n>: the newest one is this scenario's.
+        let prefix = format!("callgrind.{}.", self.pid);
+        let newest = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let part: u64 = name.strip_prefix(&prefix)?.parse().ok()?;
+                Some((part, name))
+            })
+            .max()?;
+        let dump = std::fs::read_to_string(dir.join(newest.1)).ok()?;
+        dump.lines()
+            .find_map(|line| line.strip_prefix("summary:"))
+            .and_then(|count| count.trim().parse().ok())
+    }
+
+    async fn callgrind_control(&self, action: &str) {
+        let done = Command::new("callgrind_control")
+            .arg(action)
+            .arg(self.pid.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .await;
+        if !done.is_ok_and(|status| status.success()) {
+            eprintln!("eauth-bench: callgrind_control {action} failed");
+        }
     }
 
     /// The highest resident set size of the service so far (`VmHWM`), in KiB.
