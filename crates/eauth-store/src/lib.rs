@@ -252,8 +252,9 @@ fn json_rows(dialect: Dialect, param: usize, types: &[SqlType]) -> String {
             "(SELECT {} FROM jsonb_each(${param})) AS v",
             columns(&|i, _| format!("value ->> {i} AS column{}", i + 1))
         ),
+        // eauth_rows (migration 0008): json_array_elements with an estimate of its rows.
         Dialect::Postgres => format!(
-            "(SELECT {} FROM json_array_elements(${param}::json) AS j) AS v",
+            "(SELECT {} FROM eauth_rows(${param}::json) AS j) AS v",
             columns(&|i, t| format!("(j ->> {i})::{} AS column{}", t.postgres(), i + 1))
         ),
     }
