@@ -1,8 +1,8 @@
 //! The busiest reads, by key, many to a statement (see [`crate::batch`]): applications (every
 //! API call and sign-in page), sessions, enrollments and devices (every sign-in page). A
 //! batch's distinct keys go to one prepared statement as one JSON parameter (see
-//! [`json_rows`]), where one statement per call cost the round trip to the driver's
-//! thread each: three of them made the sign-in page cost twice what session-token does.
+//! [`json_rows`]), where a statement per call cost a round trip to a reader's driver thread
+//! each.
 
 use std::{
     collections::{HashMap, HashSet},
