@@ -263,17 +263,17 @@ async fn measure(
     let used = |process: &str, before: Option<Duration>| {
         Some(load::cpu_time(process)?.saturating_sub(before?))
     };
-    let cpu = Cpu {
+    let spent = Spent {
         server: used(&pid, before.0),
         generator: used("self", before.1),
         server_instructions: server.instructions_counted().await,
     };
-    summarise(name, request, &measured, &cpu, baseline_rps, prepared)
+    summarise(name, request, &measured, &spent, baseline_rps, prepared)
 }
 
 /// CPU time used during a scenario, where the system tells, and eauthd's instructions under
 /// callgrind.
-struct Cpu {
+struct Spent {
     server: Option<Duration>,
     generator: Option<Duration>,
     server_instructions: Option<u64>,
@@ -283,7 +283,7 @@ fn summarise(
     name: &'static str,
     request: &'static str,
     measured: &Measured,
-    cpu: &Cpu,
+    spent: &Spent,
     baseline_rps: Option<f64>,
     prepared: Option<usize>,
 ) -> ScenarioResult {
@@ -307,9 +307,9 @@ fn summarise(
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
         ratio_to_baseline: baseline_rps.map_or(1.0, |base| rps / base),
-        server_cpu_us_per_request: per_request(cpu.server, measured.requests),
-        generator_cpu_us_per_request: per_request(cpu.generator, measured.requests),
-        server_instructions_per_request: cpu
+        server_cpu_us_per_request: per_request(spent.server, measured.requests),
+        generator_cpu_us_per_request: per_request(spent.generator, measured.requests),
+        server_instructions_per_request: spent
             .server_instructions
             .filter(|_| measured.requests > 0)
             .map(|count| count as f64 / measured.requests as f64),

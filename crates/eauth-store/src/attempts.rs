@@ -84,16 +84,16 @@ impl Store {
     /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
     /// secret that cannot be opened) is its own and changes nothing.
     async fn attempts(self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
-        let lock = self.lock_clause();
         write_in!(self, tx => {
+            let dialect = dialect_of(&*tx);
             let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();
             ids.sort_unstable();
             ids.dedup();
             // Sorted, so that batches of several processes lock rows in the same order.
             let sql = sqlx::AssertSqlSafe(format!(
                 concat!("SELECT ", session_columns!(), " FROM sessions WHERE id IN (SELECT v.column1 FROM {}) ORDER BY id{}"),
-                json_rows(dialect_of(&*tx), 1, &[Text]),
-                lock
+                json_rows(dialect, 1, &[Text]),
+                dialect.lock_clause()
             ));
             let query = sqlx::query_as::<_, SessionRow>(sql)
                 .bind(json_array(ids.iter().map(|id| serde_json::json!([id]))));
@@ -119,8 +119,8 @@ impl Store {
                         " FROM {} JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2",
                         " ORDER BY e.client_id, e.email{}"
                     ),
-                    json_rows(dialect_of(&*tx), 1, &[Text, Text]),
-                    if lock.is_empty() { "" } else { " FOR UPDATE OF e" }
+                    json_rows(dialect, 1, &[Text, Text]),
+                    dialect.lock_clause_of("e")
                 ));
                 let query = sqlx::query_as::<_, EnrollmentRow>(sql).bind(json_array(
                     keys.iter().map(|(client_id, email)| serde_json::json!([client_id.to_string(), email])),
@@ -180,7 +180,7 @@ impl Store {
                          last_failure_at = v.column5, locked_at = v.column6, last_approved_at = v.column7
                      FROM {}
                      WHERE enrollments.client_id = v.column1 AND enrollments.email = v.column2",
-                    json_rows(dialect_of(&*tx), 1, &[Text, Text, BigInt, BigInt, BigInt, BigInt, BigInt])
+                    json_rows(dialect, 1, &[Text, Text, BigInt, BigInt, BigInt, BigInt, BigInt])
                 ));
                 let rows = json_array(changed_enrollments.iter().map(|key| {
                     let enrollment = &enrollments[key];
@@ -201,7 +201,7 @@ impl Store {
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE sessions SET status = v.column2, finished_at = v.column3, failed_attempts = v.column4
                      FROM {} WHERE sessions.id = v.column1",
-                    json_rows(dialect_of(&*tx), 1, &[Text, Text, BigInt, BigInt])
+                    json_rows(dialect, 1, &[Text, Text, BigInt, BigInt])
                 ));
                 let rows = json_array(changed_sessions.iter().map(|id| {
                     let session = &sessions[id];
@@ -215,9 +215,7 @@ impl Store {
                 sqlx::query(sql).bind(rows).execute(&mut *tx).await?;
             }
 
-            if !callbacks.is_empty() {
-                insert_callbacks_in!(tx, callbacks);
-            }
+            insert_callbacks_in!(tx, callbacks);
             Ok(results)
         })
     }

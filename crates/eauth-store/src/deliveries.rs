@@ -5,7 +5,11 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{CallbackStatus, DeliveryResult, Pool, Result, SqlType, Store, json_array, json_rows};
+use crate::{
+    CallbackStatus, DeliveryResult, Pool, Result,
+    SqlType::{BigInt, Text},
+    Store, json_array, json_rows,
+};
 
 /// A delivery's result, as [`Store::record_delivery`] writes it.
 pub(crate) struct Recorded {
@@ -49,7 +53,6 @@ impl Store {
         let mut seen = HashSet::new();
         batch.reverse();
         batch.retain(|recorded| seen.insert(recorded.id));
-        use SqlType::{BigInt, Text};
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE callbacks SET status = v.column2,
                  next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),

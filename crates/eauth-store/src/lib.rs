@@ -211,6 +211,33 @@ fn dialect_of<C: SpeaksDialect>(_: &C) -> Dialect {
     C::DIALECT
 }
 
+impl Dialect {
+    /// How a transaction that locks rows begins (see [`RowLocks`]).
+    fn begin(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+
+    /// What follows a `SELECT` to lock the rows it reads: nothing on SQLite, whose
+    /// `BEGIN IMMEDIATE` holds the whole database.
+    fn lock_clause(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// [`Dialect::lock_clause`] for the rows of one table of a join, by its alias.
+    fn lock_clause_of(self, alias: &str) -> String {
+        match self {
+            Self::Sqlite => String::new(),
+            Self::Postgres => format!(" FOR UPDATE OF {alias}"),
+        }
+    }
+}
+
 /// The type of a column of [`json_rows`].
 #[derive(Debug, Clone, Copy)]
 enum SqlType {
@@ -279,37 +306,39 @@ fn value_rows(rows: usize, columns: usize) -> String {
 }
 
 /// Inserts the callbacks `$callbacks` (`(Callback, lease)` pairs, see [`Callback::new`])
-/// inside the transaction `$tx`, in one statement.
+/// inside the transaction `$tx`, in one statement (none if there are none).
 macro_rules! insert_callbacks_in {
     ($tx:expr, $callbacks:expr) => {{
         let callbacks: &[($crate::Callback, Option<i64>)] = &$callbacks;
-        use $crate::SqlType::{BigInt, Bool, Text};
-        let sql = sqlx::AssertSqlSafe(format!(
-            // created_at is next_attempt_at again: due as it is written.
-            "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
-                 attempts, next_attempt_at, lease_until, created_at)
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'PENDING',
-                 v.column6, v.column7, v.column8, v.column7
-             FROM {}",
-            $crate::json_rows(
-                $crate::dialect_of(&*$tx),
-                1,
-                &[Text, Text, Text, Bool, Text, BigInt, BigInt, BigInt]
-            )
-        ));
-        let rows = $crate::json_array(callbacks.iter().map(|(callback, lease)| {
-            serde_json::json!([
-                callback.id.to_string(),
-                callback.session_id.to_string(),
-                callback.client_id.to_string(),
-                callback.approved,
-                callback.session_token,
-                callback.attempts,
-                callback.created_at,
-                lease
-            ])
-        }));
-        sqlx::query(sql).bind(rows).execute(&mut *$tx).await?;
+        if !callbacks.is_empty() {
+            use $crate::SqlType::{BigInt, Bool, Text};
+            let sql = sqlx::AssertSqlSafe(format!(
+                // created_at is next_attempt_at again: due as it is written.
+                "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
+                     attempts, next_attempt_at, lease_until, created_at)
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'PENDING',
+                     v.column6, v.column7, v.column8, v.column7
+                 FROM {}",
+                $crate::json_rows(
+                    $crate::dialect_of(&*$tx),
+                    1,
+                    &[Text, Text, Text, Bool, Text, BigInt, BigInt, BigInt]
+                )
+            ));
+            let rows = $crate::json_array(callbacks.iter().map(|(callback, lease)| {
+                serde_json::json!([
+                    callback.id.to_string(),
+                    callback.session_id.to_string(),
+                    callback.client_id.to_string(),
+                    callback.approved,
+                    callback.session_token,
+                    callback.attempts,
+                    callback.created_at,
+                    lease
+                ])
+            }));
+            sqlx::query(sql).bind(rows).execute(&mut *$tx).await?;
+        }
     }};
 }
 
@@ -788,21 +817,11 @@ impl Store {
         }
     }
 
-    /// What follows a `SELECT` to lock the rows it reads (see [`RowLocks`]).
-    fn lock_clause(&self) -> &'static str {
-        match self.pool {
-            Pool::Sqlite(..) => "",
-            Pool::Postgres(_) => " FOR UPDATE",
-        }
-    }
-
     fn row_locks(&self) -> RowLocks {
-        let lock = self.lock_clause();
+        let dialect = self.dialect();
+        let lock = dialect.lock_clause();
         RowLocks {
-            begin: match self.pool {
-                Pool::Sqlite(..) => "BEGIN IMMEDIATE",
-                Pool::Postgres(_) => "BEGIN",
-            },
+            begin: dialect.begin(),
             lock,
             session: sqlx::AssertSqlSafe(format!(
                 concat!(

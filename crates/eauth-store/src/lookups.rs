@@ -19,11 +19,60 @@ use crate::{
     records::{ApplicationRow, EnrollmentRow, SessionRow},
 };
 
-/// A user, as the reads by user are keyed.
-type UserKey = (String, String);
+/// What a batch of reads is keyed by, as its statement gets the keys: columns of
+/// [`json_rows`].
+trait Key: Eq + Hash {
+    const COLUMNS: &'static [SqlType];
 
-fn user_key(client_id: ClientId, email: &Email) -> UserKey {
+    fn json(&self) -> serde_json::Value;
+}
+
+/// An id.
+impl Key for String {
+    const COLUMNS: &'static [SqlType] = &[SqlType::Text];
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!([self])
+    }
+}
+
+/// A user: client_id and email.
+impl Key for (String, String) {
+    const COLUMNS: &'static [SqlType] = &[SqlType::Text, SqlType::Text];
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!([self.0, self.1])
+    }
+}
+
+fn user_key(client_id: ClientId, email: &Email) -> (String, String) {
     (client_id.to_string(), email.as_str().to_owned())
+}
+
+/// The statement of a read by an id column, for [`Store::rows_by_key`].
+fn by_id(
+    columns: &'static str,
+    table: &'static str,
+    id: &'static str,
+) -> impl FnOnce(&str) -> String {
+    move |wanted| {
+        format!("SELECT {columns} FROM {table} WHERE {id} IN (SELECT v.column1 FROM {wanted})")
+    }
+}
+
+/// The statement of a read by user (client_id and email), for [`Store::rows_by_key`]: a join,
+/// not `(client_id, email) IN (...)`, which SQLite answers by scanning the whole table.
+fn by_user(
+    columns: &'static str,
+    table: &'static str,
+    then: &'static str,
+) -> impl FnOnce(&str) -> String {
+    move |wanted| {
+        format!(
+            "SELECT {columns} FROM {wanted} JOIN {table} t \
+             ON t.client_id = v.column1 AND t.email = v.column2{then}"
+        )
+    }
 }
 
 impl Store {
@@ -33,24 +82,13 @@ impl Store {
             &self.batches.applications,
             client_id,
             |store, ids| async move {
-                let select = format!(
-                    concat!(
-                        "SELECT ",
-                        application_columns!(),
-                        " FROM applications WHERE client_id IN (SELECT v.column1 FROM {})"
-                    ),
-                    json_rows(store.dialect(), 1, &[SqlType::Text])
-                );
-                let keys = ids.iter().map(ToString::to_string).collect();
-                let found = store
-                    .rows_by_key(
-                        keys,
-                        select,
-                        |id| serde_json::json!([id]),
-                        |row: ApplicationRow| (row.client_id.clone(), Application::try_from(row)),
-                    )
-                    .await?;
-                Ok(first_of_each(found))
+                let select = by_id(application_columns!(), "applications", "client_id");
+                let ids = ids.iter().map(ToString::to_string).collect();
+                store
+                    .row_by_key(ids, select, |row: ApplicationRow| {
+                        (row.client_id.clone(), Application::try_from(row))
+                    })
+                    .await
             },
         )
         .await
@@ -59,24 +97,13 @@ impl Store {
     /// The session with this id.
     pub async fn session(&self, id: Uuid) -> Result<Option<Session>> {
         self.batched(&self.batches.sessions_by_id, id, |store, ids| async move {
-            let select = format!(
-                concat!(
-                    "SELECT ",
-                    session_columns!(),
-                    " FROM sessions WHERE id IN (SELECT v.column1 FROM {})"
-                ),
-                json_rows(store.dialect(), 1, &[SqlType::Text])
-            );
-            let keys = ids.iter().map(ToString::to_string).collect();
-            let found = store
-                .rows_by_key(
-                    keys,
-                    select,
-                    |id| serde_json::json!([id]),
-                    |row: SessionRow| (row.id.clone(), Session::try_from(row)),
-                )
-                .await?;
-            Ok(first_of_each(found))
+            let select = by_id(session_columns!(), "sessions", "id");
+            let ids = ids.iter().map(ToString::to_string).collect();
+            store
+                .row_by_key(ids, select, |row: SessionRow| {
+                    (row.id.clone(), Session::try_from(row))
+                })
+                .await
         })
         .await
     }
@@ -88,65 +115,70 @@ impl Store {
         email: &Email,
     ) -> Result<Option<Enrollment>> {
         let user = (client_id, email.clone());
-        self.batched(&self.batches.enrollments_by_user, user, |store, users| async move {
-            // A join, not `(client_id, email) IN (...)`, which SQLite answers by scanning the
-            // whole table.
-            let select = format!(
-                concat!("SELECT ", enrollment_columns!(), " FROM {} JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2"),
-                json_rows(store.dialect(), 1, &[SqlType::Text, SqlType::Text])
-            );
-            let keys = users.iter().map(|(c, e)| user_key(*c, e)).collect();
-            let found = store
-                .rows_by_key(keys, select, user_json, |row: EnrollmentRow| {
-                    ((row.client_id.clone(), row.email.clone()), Enrollment::try_from(row))
-                })
-                .await?;
-            Ok(first_of_each(found))
-        })
+        self.batched(
+            &self.batches.enrollments_by_user,
+            user,
+            |store, users| async move {
+                let select = by_user(enrollment_columns!(), "enrollments", "");
+                let users = users.iter().map(|(c, e)| user_key(*c, e)).collect();
+                store
+                    .row_by_key(users, select, |row: EnrollmentRow| {
+                        let key = (row.client_id.clone(), row.email.clone());
+                        (key, Enrollment::try_from(row))
+                    })
+                    .await
+            },
+        )
         .await
     }
 
     /// A user's devices, oldest first (for the console, and to know whether to offer push).
     pub async fn devices_of(&self, client_id: ClientId, email: &Email) -> Result<Vec<Device>> {
         let user = (client_id, email.clone());
-        self.batched(&self.batches.devices_by_user, user, |store, users| async move {
-            let select = format!(
-                concat!("SELECT ", device_columns!(), " FROM {} JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2 ORDER BY d.created_at, d.id"),
-                json_rows(store.dialect(), 1, &[SqlType::Text, SqlType::Text])
-            );
-            let keys = users.iter().map(|(c, e)| user_key(*c, e)).collect();
-            store
-                .rows_by_key(keys, select, user_json, |row: DeviceRow| {
-                    ((row.client_id.clone(), row.email.clone()), Device::try_from(row))
-                })
-                .await
-        })
+        self.batched(
+            &self.batches.devices_by_user,
+            user,
+            |store, users| async move {
+                let select = by_user(device_columns!(), "devices", " ORDER BY t.created_at, t.id");
+                let users = users.iter().map(|(c, e)| user_key(*c, e)).collect();
+                store
+                    .rows_by_key(users, select, |row: DeviceRow| {
+                        let key = (row.client_id.clone(), row.email.clone());
+                        (key, Device::try_from(row))
+                    })
+                    .await
+            },
+        )
         .await
     }
 
-    /// Serves a batch of reads by key with one statement: `select` reads the rows of the
-    /// distinct keys, which it gets as `$1` (see [`json_rows`]; `to_json` writes a key's
-    /// columns), and `read` tells each row's key and what it holds. Every call gets the rows of
-    /// its key, in the order `select` gave them; a row that cannot be read fails the calls of
-    /// its key and no others.
-    async fn rows_by_key<K, R, T>(
+    /// [`Store::rows_by_key`] for reads that find one row at most.
+    async fn row_by_key<K: Key, R: ReadRow, T: Clone>(
         &self,
         keys: Vec<K>,
-        select: String,
-        to_json: impl Fn(&K) -> serde_json::Value,
+        select: impl FnOnce(&str) -> String,
         read: impl Fn(R) -> (K, Result<T>),
-    ) -> Result<Vec<Result<Vec<T>>>>
-    where
-        K: Eq + Hash,
-        T: Clone,
-        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin,
-    {
+    ) -> Result<Vec<Result<Option<T>>>> {
+        let found = self.rows_by_key(keys, select, read).await?;
+        Ok(found
+            .into_iter()
+            .map(|rows| rows.map(|rows| rows.into_iter().next()))
+            .collect())
+    }
+
+    /// Serves a batch of reads by key with one statement: `select` is given the `FROM` source
+    /// of the distinct keys (see [`json_rows`]) and writes the statement, and `read` tells each
+    /// row's key and what it holds. Every call gets the rows of its key, in the order the
+    /// statement gave them; a row that cannot be read fails the calls of its key and no others.
+    async fn rows_by_key<K: Key, R: ReadRow, T: Clone>(
+        &self,
+        keys: Vec<K>,
+        select: impl FnOnce(&str) -> String,
+        read: impl Fn(R) -> (K, Result<T>),
+    ) -> Result<Vec<Result<Vec<T>>>> {
         let mut distinct = HashSet::new();
-        let wanted = json_array(keys.iter().filter(|k| distinct.insert(*k)).map(to_json));
-        let sql = sqlx::AssertSqlSafe(select);
+        let wanted = json_array(keys.iter().filter(|k| distinct.insert(*k)).map(Key::json));
+        let sql = sqlx::AssertSqlSafe(select(&json_rows(self.dialect(), 1, K::COLUMNS)));
         let rows: Vec<R> =
             on_pool!(self, pool => sqlx::query_as(sql).bind(wanted).fetch_all(pool).await?);
         let mut found: HashMap<K, Result<Vec<T>>> = HashMap::new();
@@ -170,14 +202,19 @@ impl Store {
     }
 }
 
-fn user_json((client_id, email): &UserKey) -> serde_json::Value {
-    serde_json::json!([client_id, email])
+/// A row both drivers can read.
+trait ReadRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
 }
 
-/// Each call's row, of reads that find one at most.
-fn first_of_each<T>(found: Vec<Result<Vec<T>>>) -> Vec<Result<Option<T>>> {
-    found
-        .into_iter()
-        .map(|rows| rows.map(|rows| rows.into_iter().next()))
-        .collect()
+impl<R> ReadRow for R where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
 }

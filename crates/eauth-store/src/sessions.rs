@@ -5,7 +5,11 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use crate::{Pool, Result, Session, SqlType, Store, StoreError, json_array, json_rows};
+use crate::{
+    Pool, Result, Session,
+    SqlType::{BigInt, Text},
+    Store, StoreError, json_array, json_rows,
+};
 
 /// A sign-in page opened, as [`Store::record_page_open`] notes it.
 pub(crate) struct PageOpen {
@@ -42,7 +46,7 @@ impl Store {
             "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
                  source_ip = COALESCE(source_ip, v.column3)
              FROM {} WHERE sessions.id = v.column1",
-            json_rows(self.dialect(), 1, &[SqlType::Text; 3])
+            json_rows(self.dialect(), 1, &[Text; 3])
         ));
         let rows = json_array(opens.iter().map(|open| {
             serde_json::json!([open.id.to_string(), open.signin_method, open.source_ip])
@@ -85,17 +89,7 @@ impl Store {
                 s.expires_at
             ])
         }));
-        let new_sessions = json_rows(
-            self.dialect(),
-            1,
-            &[
-                SqlType::Text,
-                SqlType::Text,
-                SqlType::Text,
-                SqlType::BigInt,
-                SqlType::BigInt,
-            ],
-        );
+        let new_sessions = json_rows(self.dialect(), 1, &[Text, Text, Text, BigInt, BigInt]);
         let insert = sqlx::AssertSqlSafe(format!(
             "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
              SELECT v.column1, v.column2, v.column3, 'PENDING', v.column4, v.column5
