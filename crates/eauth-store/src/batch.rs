@@ -1,13 +1,11 @@
-//! Concurrent calls of one kind, done together: the busiest statements of the service (new
-//! sessions, code attempts, callback results, application lookups) each have a [`Batcher`]
-//! that gathers the calls waiting for it and hands them to one function, which serves them
-//! all with a few multi-row statements.
+//! Concurrent calls of one kind, done together on PostgreSQL: the busiest statements of the
+//! service (new sessions, code attempts, callback results, application lookups) each have a
+//! [`Batcher`] that gathers the calls waiting for it and hands them to one function, which
+//! serves them all with a few multi-row statements.
 //!
-//! A statement costs about as much as the round trip to the database's thread or process,
-//! whatever its row count: on the development machine sqlx's SQLite driver does some 30 000
-//! primary-key reads a second on both cores, where SQLite itself does a million. Under load
-//! that round trip is most of a request's cost, and in the writer it would make transactions
-//! as long as their statement count. Calls that arrive while a batch is being served wait for
+//! A statement costs a round trip to the server, whatever its row count; under load that round
+//! trip is most of a request's cost. (On SQLite a statement costs microseconds in the calling
+//! thread, and calls are served one at a time: see `Store::batched`.) Calls that arrive while a batch is being served wait for
 //! the next one, so batches grow with the load; there is no timer, and an idle service serves
 //! a lone call at once. A read in a batch starts after its call was made, so it sees every
 //! write that committed before.

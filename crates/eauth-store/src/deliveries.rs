@@ -1,5 +1,5 @@
-//! What callback deliveries came to, a batch to a statement (see [`crate::batch`]): every
-//! approved sign-in ends with one.
+//! What callback deliveries came to (see [`Store::batched`]): every approved sign-in ends with
+//! one.
 
 use std::collections::HashSet;
 
@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::{
     CallbackStatus, DeliveryResult, Pool, Result,
     SqlType::{BigInt, Text},
-    Store, json_array, json_rows,
+    Store,
+    db::Value,
+    execute_rows, rows_source,
 };
 
 /// A delivery's result, as [`Store::record_delivery`] writes it.
@@ -53,26 +55,30 @@ impl Store {
         let mut seen = HashSet::new();
         batch.reverse();
         batch.retain(|recorded| seen.insert(recorded.id));
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE callbacks SET status = v.column2,
-                 next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
-                 last_error = v.column4,
-                 delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
-                 lease_until = NULL
-             FROM {} WHERE callbacks.id = v.column1",
-            json_rows(self.dialect(), 1, &[Text, Text, BigInt, Text, BigInt])
-        ));
-        let rows = json_array(batch.iter().map(|recorded| {
-            serde_json::json!([
-                recorded.id.to_string(),
-                recorded.status.as_str(),
-                recorded.next_attempt_at,
-                recorded.error,
-                recorded.now
-            ])
-        }));
         write_in!(self, conn => {
-            sqlx::query(sql).bind(rows).execute(&mut *conn).await?;
+            let sql = format!(
+                "UPDATE callbacks SET status = v.column2,
+                     next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
+                     last_error = v.column4,
+                     delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
+                     lease_until = NULL
+                 FROM {} WHERE callbacks.id = v.column1",
+                rows_source(conn.dialect(), &[Text, Text, BigInt, Text, BigInt])
+            );
+            let rows: Vec<Vec<Value<'_>>> = batch
+                .iter()
+                .map(|recorded| {
+                    args![
+                        recorded.id.to_string(),
+                        recorded.status.as_str(),
+                        recorded.next_attempt_at,
+                        recorded.error.as_deref(),
+                        recorded.now
+                    ]
+                    .into()
+                })
+                .collect();
+            execute_rows(conn, &sql, &rows).await?;
             Ok(())
         })?;
         Ok(crate::batch::each_done(count))

@@ -14,8 +14,8 @@ use eauth_core::{
 use uuid::Uuid;
 
 use crate::{
-    Enrollment, Pool, Result, Session, Store, StoreError, numbered,
-    records::{EnrollmentRow, SessionRow, corrupt},
+    Dialect, Enrollment, Pool, Result, Session, Store, StoreError, finish_noted, locked_enrollment,
+    locked_session, numbered, records::corrupt,
 };
 
 /// Users per statement of [`Store::devices_of_users`]: far below both drivers' parameter
@@ -39,14 +39,15 @@ pub struct Device {
     pub created_at: i64,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct DeviceRow {
-    id: String,
-    pub(crate) client_id: String,
-    pub(crate) email: String,
-    public_key: Vec<u8>,
-    name: String,
-    created_at: i64,
+row! {
+    pub(crate) struct DeviceRow {
+        id: String,
+        pub(crate) client_id: String,
+        pub(crate) email: String,
+        public_key: Vec<u8>,
+        name: String,
+        created_at: i64,
+    }
 }
 
 impl TryFrom<DeviceRow> for Device {
@@ -65,10 +66,11 @@ impl TryFrom<DeviceRow> for Device {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct FailureWindowRow {
-    failures: i32,
-    window_ends_at: i64,
+row! {
+    struct FailureWindowRow {
+        failures: i32,
+        window_ends_at: i64,
+    }
 }
 
 impl TryFrom<FailureWindowRow> for FailureWindow {
@@ -151,35 +153,32 @@ impl Store {
             Option<FailureWindow>,
             Option<FailureWindow>,
             Option<&Enrollment>,
-        ) -> Result<device_registration::Verdict, VaultError>,
+        ) -> Result<device_registration::Verdict, VaultError>
+        + Send
+        + 'static,
     ) -> Result<device_registration::Verdict> {
-        let locks = self.row_locks();
-        let window_sql = format!(
-            "SELECT failures, window_ends_at FROM registration_failures WHERE throttle_key = $1{}",
-            locks.lock
-        );
+        let (device, keys) = (device.clone(), keys.clone());
         let now = device.created_at;
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_with(locks.begin).await?;
+        write_in!(self, tx => {
+            let window_sql = match tx.dialect() {
+                Dialect::Sqlite => "SELECT failures, window_ends_at FROM registration_failures WHERE throttle_key = $1",
+                Dialect::Postgres => "SELECT failures, window_ends_at FROM registration_failures WHERE throttle_key = $1 FOR UPDATE",
+            };
             let mut windows = [None, None];
             for (key, window) in [&keys.user, &keys.address].into_iter().zip(&mut windows) {
                 // A row to lock, also for the first failure of a key.
-                sqlx::query(
+                tx.execute(
                     "INSERT INTO registration_failures (throttle_key, failures, window_ends_at)
                      VALUES ($1, 0, $2) ON CONFLICT (throttle_key) DO NOTHING",
+                    &args![key, now],
                 )
-                .bind(key)
-                .bind(now)
-                .execute(&mut *tx)
                 .await?;
-                let row: FailureWindowRow = sqlx::query_as(sqlx::AssertSqlSafe(window_sql.clone()))
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let row: Option<FailureWindowRow> = tx.fetch_optional(window_sql, &args![key]).await?;
+                let row = row.ok_or_else(|| corrupt("registration_failures", "the row just ensured is missing"))?;
                 *window = Some(row.try_into()?);
             }
             let [user, address] = windows;
-            let enrollment = locked_enrollment_in!(tx, locks, device.client_id, device.email);
+            let enrollment = locked_enrollment(tx, device.client_id, &device.email).await?;
             let verdict = judge(user, address, enrollment.as_ref())
                 .map_err(|e| StoreError::Corrupt(format!("sealed TOTP secret: {e}")))?;
             match verdict {
@@ -187,30 +186,29 @@ impl Store {
                     // The code is used up, as after a sign-in with it, and proves the second
                     // factor: past failures are forgiven. (Not a sign-in: last_approved_at stays.)
                     let step = i64::try_from(step).map_err(|e| StoreError::Corrupt(format!("time step: {e}")))?;
-                    sqlx::query(
+                    tx.execute(
                         "UPDATE enrollments SET last_used_step = $3, consecutive_failures = 0, last_failure_at = NULL
                          WHERE client_id = $1 AND email = $2",
+                        &args![device.client_id.to_string(), device.email.as_str(), step],
                     )
-                    .bind(device.client_id.to_string())
-                    .bind(device.email.as_str())
-                    .bind(step)
-                    .execute(&mut *tx)
                     .await?;
-                    sqlx::query(concat!(
-                        "INSERT INTO devices (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"
-                    ))
-                    .bind(device.id.to_string())
-                    .bind(device.client_id.to_string())
-                    .bind(device.email.as_str())
-                    .bind(device.public_key.as_bytes().as_slice())
-                    .bind(device.name.as_str())
-                    .bind(device.created_at)
-                    .execute(&mut *tx)
+                    tx.execute(
+                        concat!("INSERT INTO devices (", device_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6)"),
+                        &args![
+                            device.id.to_string(),
+                            device.client_id.to_string(),
+                            device.email.as_str(),
+                            device.public_key.as_bytes().as_slice(),
+                            device.name.as_str(),
+                            device.created_at,
+                        ],
+                    )
                     .await?;
-                    sqlx::query("DELETE FROM registration_failures WHERE throttle_key = $1")
-                        .bind(&keys.user)
-                        .execute(&mut *tx)
-                        .await?;
+                    tx.execute(
+                        "DELETE FROM registration_failures WHERE throttle_key = $1",
+                        &args![&keys.user],
+                    )
+                    .await?;
                 }
                 device_registration::Verdict::Refused(_) => {
                     for (key, rule, window) in [
@@ -218,20 +216,16 @@ impl Store {
                         (&keys.address, device_registration::ADDRESS, address),
                     ] {
                         let counted = rule.after_failure(window, now);
-                        sqlx::query(
+                        tx.execute(
                             "UPDATE registration_failures SET failures = $2, window_ends_at = $3
                              WHERE throttle_key = $1",
+                            &args![key, i32::try_from(counted.failures).unwrap_or(i32::MAX), counted.ends_at],
                         )
-                        .bind(key)
-                        .bind(i32::try_from(counted.failures).unwrap_or(i32::MAX))
-                        .bind(counted.ends_at)
-                        .execute(&mut *tx)
                         .await?;
                     }
                 }
                 device_registration::Verdict::Locked | device_registration::Verdict::Throttled { .. } => {}
             }
-            tx.commit().await?;
             Ok(verdict)
         })
     }
@@ -410,33 +404,20 @@ impl Store {
         device_id: DeviceId,
         now: i64,
         session_token: &str,
-        judge: impl FnOnce(MatchNumber, &Session, &Enrollment) -> PushVerdict,
+        judge: impl FnOnce(MatchNumber, &Session, &Enrollment) -> PushVerdict + Send + 'static,
     ) -> Result<PushAttempt> {
-        let locks = self.row_locks();
-        let device_sql = sqlx::AssertSqlSafe(format!(
-            concat!(
-                "SELECT ",
-                device_columns!(),
-                " FROM devices WHERE id = $1{}"
-            ),
-            locks.lock
-        ));
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_with(locks.begin).await?;
-            let row: Option<DeviceRow> = sqlx::query_as(device_sql)
-                .bind(device_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let session_token = session_token.to_owned();
+        write_in!(self, tx => {
+            let device_sql = match tx.dialect() {
+                Dialect::Sqlite => concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1"),
+                Dialect::Postgres => concat!("SELECT ", device_columns!(), " FROM devices WHERE id = $1 FOR UPDATE"),
+            };
+            let row: Option<DeviceRow> = tx.fetch_optional(device_sql, &args![device_id.to_string()]).await?;
             let Some(device) = row.map(Device::try_from).transpose()? else {
                 return Ok(PushAttempt::DeviceGone);
             };
-            let row: Option<SessionRow> = sqlx::query_as(locks.session)
-                .bind(session_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let offered = row
-                .map(Session::try_from)
-                .transpose()?
+            let offered = locked_session(tx, session_id)
+                .await?
                 .filter(|s| s.client_id == device.client_id && s.email == device.email)
                 .and_then(|s| s.push_number.map(|number| (s, number)));
             let Some((mut session, number)) = offered else {
@@ -446,32 +427,30 @@ impl Store {
                 return Ok(PushAttempt::NotPending(session));
             }
             if session.expires_at <= now {
-                finish_noted_in!(tx, session, SessionStatus::TimedOut, now, session_token);
-                tx.commit().await?;
+                finish_noted(tx, &mut session, SessionStatus::TimedOut, now, &session_token).await?;
                 return Ok(PushAttempt::NotPending(session));
             }
-            let Some(enrollment) = locked_enrollment_in!(tx, locks, session.client_id, session.email) else {
+            let Some(enrollment) = locked_enrollment(tx, session.client_id, &session.email).await? else {
                 return Ok(PushAttempt::DeviceGone);
             };
             let verdict = judge(number, &session, &enrollment);
             if verdict.is_wrong_number() {
-                sqlx::query("UPDATE sessions SET push_failures = push_failures + 1 WHERE id = $1")
-                    .bind(session.id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                tx.execute(
+                    "UPDATE sessions SET push_failures = push_failures + 1 WHERE id = $1",
+                    &args![session.id.to_string()],
+                )
+                .await?;
                 session.push_failures += 1;
             }
             let finish_as = match verdict {
                 PushVerdict::Approved => {
                     // The user proved the second factor: failures of the past are forgiven,
                     // as after a right code.
-                    sqlx::query(
+                    tx.execute(
                         "UPDATE enrollments SET consecutive_failures = 0, last_failure_at = NULL
                          WHERE client_id = $1 AND email = $2",
+                        &args![session.client_id.to_string(), session.email.as_str()],
                     )
-                    .bind(session.client_id.to_string())
-                    .bind(session.email.as_str())
-                    .execute(&mut *tx)
                     .await?;
                     Some(SessionStatus::Approved)
                 }
@@ -479,9 +458,8 @@ impl Store {
                 PushVerdict::Rejected(_) => Some(SessionStatus::Rejected),
             };
             if let Some(status) = finish_as {
-                finish_noted_in!(tx, session, status, now, session_token);
+                finish_noted(tx, &mut session, status, now, &session_token).await?;
             }
-            tx.commit().await?;
             Ok(PushAttempt::Judged { verdict, session })
         })
     }

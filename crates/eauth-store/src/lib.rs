@@ -9,9 +9,11 @@
 // Libraries report through `tracing`: a print is a leftover of debugging.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+#[macro_use]
+mod db;
 mod batch;
-mod group_commit;
 mod records;
+mod sqlite;
 
 use std::{str::FromStr, time::Duration};
 
@@ -27,7 +29,7 @@ pub use records::{
     Application, Callback, CallbackStatus, DeliveryResult, Enrollment, NewEnrollment, Session,
     StoredSessionKey,
 };
-use records::{ApplicationRow, CallbackRow, SessionRow, StoredSessionKeyRow};
+use records::{ApplicationRow, CallbackRow, EnrollmentRow, SessionRow, StoredSessionKeyRow};
 
 /// Why a storage operation failed. No driver type escapes this crate.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +68,13 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 enum Pool {
-    /// Reads on the pool; writes through the group commit's one connection.
-    Sqlite(SqlitePool, group_commit::Writer),
+    /// The store's statements on rusqlite (see [`sqlite`]); what is not yet written for both
+    /// backends, and the migrations, on sqlx's pool.
+    Sqlite(SqlitePool, std::sync::Arc<sqlite::Sqlite>),
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to whichever driver's pool the store holds. The body is
+/// Runs `$body` with `$pool` bound to whichever sqlx pool the store holds. The body is
 /// compiled once per driver, so it must evaluate to a driver-independent type.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
@@ -82,18 +85,20 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs `$body` (the body of an async block that uses `$conn`, the driver's connection, and
-/// evaluates to a `Result`) as one atomic, durable write: on SQLite as a job of the group
-/// commit (see [`group_commit`] for the rule a job follows), on PostgreSQL in a transaction
-/// of its own. The body is compiled once per driver; it runs on another task, so it owns
-/// what it uses.
+/// Runs `$body` (the body of an async block that uses `$conn`, a [`db::Conn`], and evaluates
+/// to a `Result`) as one atomic, durable write: on SQLite as a job of the writer (see
+/// [`sqlite`] for the rule a job follows), on PostgreSQL in a transaction of its own. The body
+/// is compiled once per backend; on SQLite it runs on the writer's thread, so it owns what it
+/// uses.
 macro_rules! write_in {
-    ($store:expr, $conn:ident => $body:expr) => {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::db::Conn as _;
         match &$store.pool {
-            Pool::Sqlite(_, writer) => {
-                writer
-                    .run(move |$conn: &mut sqlx::SqliteConnection| {
-                        Box::pin(async move {
+            Pool::Sqlite(_, sqlite) => {
+                sqlite
+                    .write(move |$conn: &mut $crate::sqlite::SqliteConn<'_>| {
+                        $crate::sqlite::now(async move {
                             let result: Result<_> = $body;
                             result
                         })
@@ -103,7 +108,7 @@ macro_rules! write_in {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let value = {
-                    let $conn: &mut sqlx::PgConnection = &mut *tx;
+                    let $conn = &mut $crate::db::Pg(&mut *tx);
                     let result: Result<_> = async move { $body }.await;
                     result
                 }?;
@@ -111,7 +116,30 @@ macro_rules! write_in {
                 Ok(value)
             }
         }
-    };
+    }};
+}
+
+/// Runs `$body` (as for [`write_in!`]) as a read: on SQLite on this thread, on PostgreSQL on a
+/// connection of the pool.
+macro_rules! read_in {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::db::Conn as _;
+        match &$store.pool {
+            Pool::Sqlite(_, sqlite) => sqlite.read(|$conn: &mut $crate::sqlite::SqliteConn<'_>| {
+                $crate::sqlite::now(async move {
+                    let result: Result<_> = $body;
+                    result
+                })
+            }),
+            Pool::Postgres(pool) => {
+                let mut connection = pool.acquire().await?;
+                let $conn = &mut $crate::db::Pg(&mut *connection);
+                let result: Result<_> = async move { $body }.await;
+                result
+            }
+        }
+    }};
 }
 
 /// The columns of [`ApplicationRow`], as a literal so queries stay `&'static str`.
@@ -172,9 +200,18 @@ macro_rules! enrollment_replace {
     };
 }
 
-/// Rows per multi-row statement: 7 parameters each stays far below both drivers' limits
-/// (SQLite 32 766, PostgreSQL 65 535).
+/// Rows per multi-row statement on PostgreSQL, where a statement costs a round trip: 7
+/// parameters each stays far below its limit of 65 535.
 const ENROLLMENTS_PER_STATEMENT: usize = 500;
+
+/// Rows per multi-row statement of `dialect`: one on SQLite, where a statement costs
+/// microseconds and one text is prepared once, where a text per row count is parsed each time.
+fn statement_rows(dialect: Dialect) -> usize {
+    match dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => ENROLLMENTS_PER_STATEMENT,
+    }
+}
 
 /// `rows` comma-separated row tuples for a multi-row statement; `row(n)` writes the row whose
 /// first placeholder is `$n`, with `columns` placeholders per row (see [`value_rows`] for rows
@@ -187,39 +224,19 @@ fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) 
 }
 
 /// Which SQL a statement is written in, where the backends' differ.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Sqlite,
     Postgres,
 }
 
 /// The dialect of a connection, for statements written inside [`write_in!`], whose body is
-/// compiled once per driver.
+/// compiled once per backend.
 trait SpeaksDialect {
     const DIALECT: Dialect;
 }
 
-impl SpeaksDialect for sqlx::SqliteConnection {
-    const DIALECT: Dialect = Dialect::Sqlite;
-}
-
-impl SpeaksDialect for sqlx::PgConnection {
-    const DIALECT: Dialect = Dialect::Postgres;
-}
-
-fn dialect_of<C: SpeaksDialect>(_: &C) -> Dialect {
-    C::DIALECT
-}
-
 impl Dialect {
-    /// How a transaction that locks rows begins (see [`RowLocks`]).
-    fn begin(self) -> &'static str {
-        match self {
-            Self::Sqlite => "BEGIN IMMEDIATE",
-            Self::Postgres => "BEGIN",
-        }
-    }
-
     /// What follows a `SELECT` to lock the rows it reads: nothing on SQLite, whose
     /// `BEGIN IMMEDIATE` holds the whole database.
     fn lock_clause(self) -> &'static str {
@@ -238,7 +255,7 @@ impl Dialect {
     }
 }
 
-/// The type of a column of [`json_rows`].
+/// The type of a column of [`rows_source`].
 #[derive(Debug, Clone, Copy)]
 enum SqlType {
     Text,
@@ -256,13 +273,17 @@ impl SqlType {
     }
 }
 
-/// A `FROM` source named `v` of the rows passed in `$param` as one JSON array of arrays (see
-/// [`json_array`]), whose columns are `column1`, `column2`, ... (as in a `VALUES` list) of
-/// `types`. A batch of any size is then the same statement, prepared once per connection: a
-/// statement text per batch size, parsed and planned every time, was a tenth of eauthd's CPU
-/// time on SQLite under load (perf, session-token and code-verification scenarios of
-/// eauth-bench).
-fn json_rows(dialect: Dialect, param: usize, types: &[SqlType]) -> String {
+/// A `FROM` source named `v` of the rows a statement is given with [`execute_rows`] or
+/// [`fetch_rows`]: columns `column1`, `column2`, ... (as in a `VALUES` list) of `types`.
+///
+/// On PostgreSQL the rows of a whole batch are one JSON parameter, so that a batch of any size
+/// is the same statement, prepared once per connection (a text per batch size was parsed and
+/// planned every time), and a round trip serves them all. `eauth_rows` (migration 0008) is
+/// `json_array_elements` with an estimate of its rows, so that the planner looks each row up by
+/// index instead of scanning the table it joins. On SQLite, where a statement costs
+/// microseconds and no round trip, it is one row of parameters, and the statement runs once
+/// per row.
+fn rows_source(dialect: Dialect, types: &[SqlType]) -> String {
     let columns = |column: &dyn Fn(usize, &SqlType) -> String| {
         types
             .iter()
@@ -272,24 +293,62 @@ fn json_rows(dialect: Dialect, param: usize, types: &[SqlType]) -> String {
             .join(", ")
     };
     match dialect {
-        // `->>` gives a JSON string as TEXT, a number as INTEGER and true as 1. jsonb_each,
-        // not json_each: its rows are binary JSON, which `->>` reads without parsing each
-        // row's text again for every column.
         Dialect::Sqlite => format!(
-            "(SELECT {} FROM jsonb_each(${param})) AS v",
-            columns(&|i, _| format!("value ->> {i} AS column{}", i + 1))
+            "(SELECT {}) AS v",
+            columns(&|i, _| format!("${} AS column{}", i + 1, i + 1))
         ),
-        // eauth_rows (migration 0008): json_array_elements with an estimate of its rows.
         Dialect::Postgres => format!(
-            "(SELECT {} FROM eauth_rows(${param}::json) AS j) AS v",
+            "(SELECT {} FROM eauth_rows($1::json) AS j) AS v",
             columns(&|i, t| format!("(j ->> {i})::{} AS column{}", t.postgres(), i + 1))
         ),
     }
 }
 
-/// Rows for [`json_rows`], each a JSON array of its columns.
-fn json_array(rows: impl Iterator<Item = serde_json::Value>) -> String {
-    serde_json::Value::Array(rows.collect()).to_string()
+/// Rows for a statement over [`rows_source`], each its values in column order.
+type Rows<'a> = [Vec<db::Value<'a>>];
+
+/// The rows as one JSON array of arrays, for PostgreSQL's [`rows_source`].
+fn json_of(rows: &Rows<'_>) -> String {
+    serde_json::Value::Array(
+        rows.iter()
+            .map(|row| serde_json::Value::Array(row.iter().map(db::Value::to_json).collect()))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// Runs `sql`, a statement over [`rows_source`], for `rows`; the rows it changed.
+async fn execute_rows<C: db::Conn>(conn: &mut C, sql: &str, rows: &Rows<'_>) -> Result<u64> {
+    match C::DIALECT {
+        Dialect::Sqlite => {
+            let mut changed = 0;
+            for row in rows {
+                changed += conn.execute(sql, row).await?;
+            }
+            Ok(changed)
+        }
+        Dialect::Postgres if rows.is_empty() => Ok(0),
+        Dialect::Postgres => conn.execute(sql, &args![json_of(rows)]).await,
+    }
+}
+
+/// Runs `sql`, a query over [`rows_source`], for `rows`; every row it gives.
+async fn fetch_rows<C: db::Conn, R: db::Row>(
+    conn: &mut C,
+    sql: &str,
+    rows: &Rows<'_>,
+) -> Result<Vec<R>> {
+    match C::DIALECT {
+        Dialect::Sqlite => {
+            let mut all = Vec::new();
+            for row in rows {
+                all.extend(conn.fetch_all(sql, row).await?);
+            }
+            Ok(all)
+        }
+        Dialect::Postgres if rows.is_empty() => Ok(Vec::new()),
+        Dialect::Postgres => conn.fetch_all(sql, &args![json_of(rows)]).await,
+    }
 }
 
 /// `count` consecutive placeholders from `$first`: `$first, $first+1, ...`.
@@ -305,109 +364,131 @@ fn value_rows(rows: usize, columns: usize) -> String {
     placeholder_rows(rows, columns, |n| format!("({})", numbered(n, columns)))
 }
 
-/// Inserts the callbacks `$callbacks` (`(Callback, lease)` pairs, see [`Callback::new`])
-/// inside the transaction `$tx`, in one statement (none if there are none).
-macro_rules! insert_callbacks_in {
-    ($tx:expr, $callbacks:expr) => {{
-        let callbacks: &[($crate::Callback, Option<i64>)] = &$callbacks;
-        if !callbacks.is_empty() {
-            use $crate::SqlType::{BigInt, Bool, Text};
-            let sql = sqlx::AssertSqlSafe(format!(
-                // created_at is next_attempt_at again: due as it is written.
-                "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
-                     attempts, next_attempt_at, lease_until, created_at)
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'PENDING',
-                     v.column6, v.column7, v.column8, v.column7
-                 FROM {}",
-                $crate::json_rows(
-                    $crate::dialect_of(&*$tx),
-                    1,
-                    &[Text, Text, Text, Bool, Text, BigInt, BigInt, BigInt]
-                )
-            ));
-            let rows = $crate::json_array(callbacks.iter().map(|(callback, lease)| {
-                serde_json::json!([
-                    callback.id.to_string(),
-                    callback.session_id.to_string(),
-                    callback.client_id.to_string(),
-                    callback.approved,
-                    callback.session_token,
-                    callback.attempts,
-                    callback.created_at,
-                    lease
-                ])
-            }));
-            sqlx::query(sql).bind(rows).execute(&mut *$tx).await?;
-        }
-    }};
-}
-
-/// Finishes a pending session and writes its callback inside the transaction `$tx`;
-/// evaluates to the callback, if the session was pending.
-macro_rules! finish_in {
-    ($tx:expr, $session:expr, $status:expr, $now:expr, $token:expr) => {{
-        let finished = sqlx::query(
-            "UPDATE sessions SET status = $2, finished_at = $3 WHERE id = $1 AND status = 'PENDING'",
+/// Writes callbacks (`(Callback, lease)` pairs, see [`Callback::new`]).
+async fn insert_callbacks<C: db::Conn>(
+    conn: &mut C,
+    callbacks: &[(Callback, Option<i64>)],
+) -> Result<()> {
+    use SqlType::{BigInt, Bool, Text};
+    let sql = format!(
+        // created_at is next_attempt_at again: due as it is written.
+        "INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
+             attempts, next_attempt_at, lease_until, created_at)
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'PENDING',
+             v.column6, v.column7, v.column8, v.column7
+         FROM {}",
+        rows_source(
+            C::DIALECT,
+            &[Text, Text, Text, Bool, Text, BigInt, BigInt, BigInt]
         )
-        .bind($session.id.to_string())
-        .bind($status.as_str())
-        .bind($now)
-        .execute(&mut *$tx)
+    );
+    let rows: Vec<_> = callbacks
+        .iter()
+        .map(|(callback, lease)| {
+            vec![
+                callback.id.to_string().into(),
+                callback.session_id.to_string().into(),
+                callback.client_id.to_string().into(),
+                callback.approved.into(),
+                callback.session_token.as_str().into(),
+                callback.attempts.into(),
+                callback.created_at.into(),
+                (*lease).into(),
+            ]
+        })
+        .collect();
+    execute_rows(conn, &sql, &rows).await?;
+    Ok(())
+}
+
+/// Finishes a pending session with `status` and writes its callback (carrying `token`);
+/// the callback, if the session was pending (else nothing is written).
+async fn finish<C: db::Conn>(
+    conn: &mut C,
+    session: &Session,
+    status: SessionStatus,
+    now: i64,
+    token: &str,
+) -> Result<Option<Callback>> {
+    let finished = conn
+        .execute(
+            "UPDATE sessions SET status = $2, finished_at = $3 WHERE id = $1 AND status = 'PENDING'",
+            &args![session.id.to_string(), status.as_str(), now],
+        )
         .await?
-        .rows_affected()
-            == 1;
-        if finished {
-            if $status == SessionStatus::Approved {
-                sqlx::query("UPDATE enrollments SET last_approved_at = $3 WHERE client_id = $1 AND email = $2")
-                    .bind($session.client_id.to_string())
-                    .bind($session.email.as_str())
-                    .bind($now)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-            let mut finished = $session.clone();
-            finished.status = $status;
-            let callback = $crate::Callback::new(&finished, $token.to_string(), $now, None);
-            insert_callbacks_in!($tx, [(callback.clone(), None)]);
-            Some(callback)
-        } else {
-            None
-        }
-    }};
+        == 1;
+    if !finished {
+        return Ok(None);
+    }
+    if status == SessionStatus::Approved {
+        conn.execute(
+            "UPDATE enrollments SET last_approved_at = $3 WHERE client_id = $1 AND email = $2",
+            &args![session.client_id.to_string(), session.email.as_str(), now],
+        )
+        .await?;
+    }
+    let mut finished = session.clone();
+    finished.status = status;
+    let callback = Callback::new(&finished, token.to_owned(), now, None);
+    insert_callbacks(conn, &[(callback.clone(), None)]).await?;
+    Ok(Some(callback))
 }
 
-/// How a transaction holds a session's and an enrollment's rows until it ends: `BEGIN
-/// IMMEDIATE` on SQLite (one writer at a time), `SELECT ... FOR UPDATE` on PostgreSQL.
-struct RowLocks {
-    begin: &'static str,
-    /// What follows a `SELECT` to lock the rows it reads: empty on SQLite.
-    lock: &'static str,
-    /// Binds the session id.
-    session: sqlx::AssertSqlSafe<String>,
-    /// Binds client_id and email.
-    enrollment: sqlx::AssertSqlSafe<String>,
+/// [`finish`], and `session` updated to match.
+async fn finish_noted<C: db::Conn>(
+    conn: &mut C,
+    session: &mut Session,
+    status: SessionStatus,
+    now: i64,
+    token: &str,
+) -> Result<()> {
+    finish(conn, session, status, now, token).await?;
+    session.status = status;
+    session.finished_at = Some(now);
+    Ok(())
 }
 
-/// Reads and locks (see [`RowLocks`]) an enrollment inside `$tx`; evaluates to
-/// `Option<Enrollment>`.
-macro_rules! locked_enrollment_in {
-    ($tx:expr, $locks:expr, $client_id:expr, $email:expr) => {{
-        let row: Option<EnrollmentRow> = sqlx::query_as($locks.enrollment)
-            .bind($client_id.to_string())
-            .bind($email.as_str())
-            .fetch_optional(&mut *$tx)
-            .await?;
-        row.map(Enrollment::try_from).transpose()?
-    }};
+/// Reads a session and holds its row until the transaction ends: SQLite's writer holds the
+/// whole database (`BEGIN IMMEDIATE`), PostgreSQL locks the row (`FOR UPDATE`).
+async fn locked_session<C: db::Conn>(conn: &mut C, id: Uuid) -> Result<Option<Session>> {
+    let sql = match C::DIALECT {
+        Dialect::Sqlite => concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
+        ),
+        Dialect::Postgres => concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1 FOR UPDATE"
+        ),
+    };
+    let row: Option<SessionRow> = conn.fetch_optional(sql, &args![id.to_string()]).await?;
+    row.map(Session::try_from).transpose()
 }
 
-/// [`finish_in!`], and the in-memory `$session` updated to match.
-macro_rules! finish_noted_in {
-    ($tx:expr, $session:expr, $status:expr, $now:expr, $token:expr) => {{
-        finish_in!($tx, $session, $status, $now, $token);
-        $session.status = $status;
-        $session.finished_at = Some($now);
-    }};
+/// Reads an enrollment and holds its row, as [`locked_session`] does.
+async fn locked_enrollment<C: db::Conn>(
+    conn: &mut C,
+    client_id: ClientId,
+    email: &Email,
+) -> Result<Option<Enrollment>> {
+    let sql = match C::DIALECT {
+        Dialect::Sqlite => concat!(
+            "SELECT ",
+            enrollment_columns!(),
+            " FROM enrollments WHERE client_id = $1 AND email = $2"
+        ),
+        Dialect::Postgres => concat!(
+            "SELECT ",
+            enrollment_columns!(),
+            " FROM enrollments WHERE client_id = $1 AND email = $2 FOR UPDATE"
+        ),
+    };
+    let row: Option<EnrollmentRow> = conn
+        .fetch_optional(sql, &args![client_id.to_string(), email.as_str()])
+        .await?;
+    row.map(Enrollment::try_from).transpose()
 }
 
 // After the macros, which they use.
@@ -474,8 +555,9 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Serves `call` with the other calls waiting at `batcher` (see [`batch`]): `serve` gets
-    /// them all, in order, and gives each its result.
+    /// Serves `call`: on PostgreSQL with the other calls waiting at `batcher` (see [`batch`]),
+    /// where a statement costs a round trip; on SQLite alone and at once, where it costs
+    /// microseconds. `serve` gets the calls, in order, and gives each its result.
     async fn batched<In, Out, S, F>(
         &self,
         batcher: &std::sync::Arc<batch::Batcher<In, Out>>,
@@ -488,6 +570,12 @@ impl Store {
         S: Fn(Store, Vec<In>) -> F + Send + 'static,
         F: std::future::Future<Output = Result<Vec<Result<Out>>>> + Send,
     {
+        if let Pool::Sqlite(..) = self.pool {
+            let mut results = serve(self.clone(), vec![call]).await?;
+            return results
+                .pop()
+                .unwrap_or_else(|| Err(StoreError::Database("BUG: a call got no result".into())));
+        }
         let store = self.clone();
         batcher
             .call(call, move |calls| serve(store.clone(), calls))
@@ -514,8 +602,8 @@ impl Store {
                 .connect_with(options.clone())
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            let writer = group_commit::Writer::start(&options, pool.clone()).await?;
-            Pool::Sqlite(pool, writer)
+            let sqlite = sqlite::Sqlite::open(options.get_filename())?;
+            Pool::Sqlite(pool, std::sync::Arc::new(sqlite))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
@@ -539,8 +627,12 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection, waiting for checked-out ones to come back.
+    /// Closes every connection, waiting for checked-out ones to come back and for the writes
+    /// under way to be written.
     pub async fn close(&self) {
+        if let Pool::Sqlite(_, sqlite) = &self.pool {
+            sqlite.close().await;
+        }
         on_pool!(self, pool => pool.close().await)
     }
 
@@ -611,15 +703,10 @@ impl Store {
         active: bool,
         now: i64,
     ) -> Result<bool> {
-        let changed = write_in!(self, conn => Ok(sqlx::query(
+        let changed = write_in!(self, conn => conn.execute(
             "UPDATE applications SET active = $2, updated_at = $3 WHERE client_id = $1",
-        )
-        .bind(client_id.to_string())
-        .bind(active)
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected()))?;
+            &args![client_id.to_string(), active, now],
+        ).await)?;
         Ok(changed == 1)
     }
 
@@ -632,15 +719,10 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let hash = hash.as_bytes().to_vec();
-        let changed = write_in!(self, conn => Ok(sqlx::query(
+        let changed = write_in!(self, conn => conn.execute(
             "UPDATE applications SET api_key_hash = $2, updated_at = $3 WHERE client_id = $1",
-        )
-        .bind(client_id.to_string())
-        .bind(hash)
-        .bind(now)
-        .execute(conn)
-        .await?
-        .rows_affected()))?;
+            &args![client_id.to_string(), &hash, now],
+        ).await)?;
         Ok(changed == 1)
     }
 
@@ -681,37 +763,38 @@ impl Store {
             .collect();
         distinct.reverse();
         write_in!(self, conn => {
-            for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
-                let insert = sqlx::AssertSqlSafe(format!(
+            for chunk in distinct.chunks(statement_rows(conn.dialect())) {
+                let insert = format!(
                     concat!(enrollment_insert!(), " VALUES {} ", enrollment_replace!()),
                     placeholder_rows(chunk.len(), 7, |n| {
                         format!("({}, NULL, 0, NULL, ${})", numbered(n, 6), n + 6)
                     })
-                ));
-                let mut query = sqlx::query(insert).persistent(chunk.len() == 1);
+                );
+                let mut args = Vec::with_capacity(chunk.len() * 7);
                 for (enrollment, now) in chunk {
-                    query = query
-                        .bind(enrollment.client_id.to_string())
-                        .bind(enrollment.email.as_str())
-                        .bind(&enrollment.sealed_secret)
-                        .bind(enrollment.params.algorithm().as_str())
-                        .bind(i32::from(enrollment.params.digits()))
-                        .bind(i32::from(enrollment.params.period()))
-                        .bind(*now);
+                    args.extend(args![
+                        enrollment.client_id.to_string(),
+                        enrollment.email.as_str(),
+                        enrollment.sealed_secret.as_slice(),
+                        enrollment.params.algorithm().as_str(),
+                        i32::from(enrollment.params.digits()),
+                        i32::from(enrollment.params.period()),
+                        *now,
+                    ]);
                 }
-                query.execute(&mut *conn).await?;
+                conn.execute(&insert, &args).await?;
                 // A new secret drops the devices that proved the old one.
                 // Through a join: SQLite answers `(client_id, email) IN (VALUES ...)` by scanning.
-                let delete = sqlx::AssertSqlSafe(format!(
+                let delete = format!(
                     "DELETE FROM devices WHERE id IN (SELECT d.id FROM (VALUES {}) AS v
                          JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2)",
                     value_rows(chunk.len(), 2)
-                ));
-                let mut query = sqlx::query(delete).persistent(chunk.len() == 1);
+                );
+                let mut args = Vec::with_capacity(chunk.len() * 2);
                 for (enrollment, _) in chunk {
-                    query = query.bind(enrollment.client_id.to_string()).bind(enrollment.email.as_str());
+                    args.extend(args![enrollment.client_id.to_string(), enrollment.email.as_str()]);
                 }
-                query.execute(&mut *conn).await?;
+                conn.execute(&delete, &args).await?;
             }
             Ok(())
         })
@@ -734,31 +817,28 @@ impl Store {
         let mut distinct = users.clone();
         distinct.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
         distinct.dedup();
-        // The backends share no multi-row DELETE that finds rows by the primary key (SQLite
-        // answers `(client_id, email) IN (VALUES ...)` by scanning the table).
-        let delete = match self.pool {
-            Pool::Sqlite(..) => {
-                "DELETE FROM enrollments WHERE rowid IN (SELECT e.rowid FROM (VALUES {}) AS v
-                     JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2)
-                 RETURNING client_id, email"
-            }
-            Pool::Postgres(_) => {
-                "DELETE FROM enrollments e USING (VALUES {}) AS v
-                 WHERE e.client_id = v.column1 AND e.email = v.column2 RETURNING e.client_id, e.email"
-            }
-        };
         let deleted: Vec<(String, String)> = write_in!(self, conn => {
-            let mut deleted = Vec::new();
-            for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
-                let sql = sqlx::AssertSqlSafe(delete.replace(
-                    "{}",
-                    &value_rows(chunk.len(), 2),
-                ));
-                let mut query = sqlx::query_as(sql).persistent(chunk.len() == 1);
-                for (client_id, email) in chunk {
-                    query = query.bind(client_id.to_string()).bind(email.as_str().to_owned());
+            // The backends share no multi-row DELETE that finds rows by the primary key (SQLite
+            // answers `(client_id, email) IN (VALUES ...)` by scanning the table).
+            let delete = match conn.dialect() {
+                Dialect::Sqlite => {
+                    "DELETE FROM enrollments WHERE rowid IN (SELECT e.rowid FROM (VALUES {}) AS v
+                         JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2)
+                     RETURNING client_id, email"
                 }
-                let rows: Vec<(String, String)> = query.fetch_all(&mut *conn).await?;
+                Dialect::Postgres => {
+                    "DELETE FROM enrollments e USING (VALUES {}) AS v
+                     WHERE e.client_id = v.column1 AND e.email = v.column2 RETURNING e.client_id, e.email"
+                }
+            };
+            let mut deleted = Vec::new();
+            for chunk in distinct.chunks(statement_rows(conn.dialect())) {
+                let sql = delete.replace("{}", &value_rows(chunk.len(), 2));
+                let mut args = Vec::with_capacity(chunk.len() * 2);
+                for (client_id, email) in chunk {
+                    args.extend(args![client_id.to_string(), email.as_str()]);
+                }
+                let rows: Vec<(String, String)> = conn.fetch_all(&sql, &args).await?;
                 deleted.extend(rows);
             }
             Ok(deleted)
@@ -793,7 +873,7 @@ impl Store {
         session_token: &str,
     ) -> Result<bool> {
         let (session, session_token) = (session.clone(), session_token.to_owned());
-        write_in!(self, conn => Ok(finish_in!(conn, session, status, now, session_token).is_some()))
+        write_in!(self, conn => Ok(finish(conn, &session, status, now, &session_token).await?.is_some()))
     }
 
     /// Pending sessions whose lifetime ended at or before `now`, oldest first.
@@ -809,53 +889,21 @@ impl Store {
         rows.into_iter().map(Session::try_from).collect()
     }
 
-    /// The SQL of this store's database.
-    fn dialect(&self) -> Dialect {
-        match self.pool {
-            Pool::Sqlite(..) => Dialect::Sqlite,
-            Pool::Postgres(_) => Dialect::Postgres,
-        }
-    }
-
-    fn row_locks(&self) -> RowLocks {
-        let dialect = self.dialect();
-        let lock = dialect.lock_clause();
-        RowLocks {
-            begin: dialect.begin(),
-            lock,
-            session: sqlx::AssertSqlSafe(format!(
-                concat!(
-                    "SELECT ",
-                    session_columns!(),
-                    " FROM sessions WHERE id = $1{}"
-                ),
-                lock
-            )),
-            enrollment: sqlx::AssertSqlSafe(format!(
-                concat!(
-                    "SELECT ",
-                    enrollment_columns!(),
-                    " FROM enrollments WHERE client_id = $1 AND email = $2{}"
-                ),
-                lock
-            )),
-        }
-    }
-
     /// Claims the callback that is due soonest (at or before `now`) for delivery until
     /// `lease_until`, counting the attempt. Several workers, in several processes, never claim
     /// the same one while a lease holds.
     pub async fn claim_due_callback(&self, now: i64, lease_until: i64) -> Result<Option<Callback>> {
         // PostgreSQL skips rows another worker is claiming instead of waiting for them.
-        let sql = match self.pool {
-            Pool::Sqlite(..) => concat!(
+        let row: Option<CallbackRow> = write_in!(self, conn => {
+        let sql = match conn.dialect() {
+            Dialect::Sqlite => concat!(
                 "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
                 "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
                 "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1) ",
                 "RETURNING ",
                 callback_columns!()
             ),
-            Pool::Postgres(_) => concat!(
+            Dialect::Postgres => concat!(
                 "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
                 "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
                 "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1 ",
@@ -863,11 +911,8 @@ impl Store {
                 callback_columns!()
             ),
         };
-        let row: Option<CallbackRow> = write_in!(self, conn => Ok(sqlx::query_as(sql)
-            .bind(now)
-            .bind(lease_until)
-            .fetch_optional(conn)
-            .await?))?;
+        conn.fetch_optional(sql, &args![now, lease_until]).await
+        })?;
         row.map(Callback::try_from).transpose()
     }
 
@@ -878,16 +923,11 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<Callback>> {
-        let row: Option<CallbackRow> = write_in!(self, conn => Ok(sqlx::query_as(concat!(
+        let row: Option<CallbackRow> = write_in!(self, conn => conn.fetch_optional(concat!(
             "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 ",
             "WHERE id = $3 AND status = 'PENDING' AND (lease_until IS NULL OR lease_until <= $1) ",
             "RETURNING ", callback_columns!()
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?))?;
+        ), &args![now, lease_until, id.to_string()]).await)?;
         row.map(Callback::try_from).transpose()
     }
 

@@ -1,8 +1,7 @@
-//! The busiest reads, by key, many to a statement (see [`crate::batch`]): applications (every
-//! API call and sign-in page), sessions, enrollments and devices (every sign-in page). A
-//! batch's distinct keys go to one prepared statement as one JSON parameter (see
-//! [`json_rows`]), where a statement per call cost a round trip to a reader's driver thread
-//! each.
+//! The busiest reads, by key (see [`Store::batched`]): applications (every API call and
+//! sign-in page), sessions, enrollments and devices (every sign-in page). On PostgreSQL a
+//! batch's distinct keys go to one prepared statement (see [`rows_source`]), where a statement
+//! per call cost a round trip each.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -14,25 +13,27 @@ use uuid::Uuid;
 
 use crate::{
     Application, Device, Enrollment, Pool, Result, Session, SqlType, Store, StoreError,
+    db::{Row, Value},
     devices::DeviceRow,
-    json_array, json_rows,
+    fetch_rows,
     records::{ApplicationRow, EnrollmentRow, SessionRow},
+    rows_source,
 };
 
 /// What a batch of reads is keyed by, as its statement gets the keys: columns of
-/// [`json_rows`].
-trait Key: Eq + Hash {
+/// [`rows_source`].
+trait Key: Eq + Hash + Send + Sync + 'static {
     const COLUMNS: &'static [SqlType];
 
-    fn json(&self) -> serde_json::Value;
+    fn values(&self) -> Vec<Value<'_>>;
 }
 
 /// An id.
 impl Key for String {
     const COLUMNS: &'static [SqlType] = &[SqlType::Text];
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!([self])
+    fn values(&self) -> Vec<Value<'_>> {
+        args![self].into()
     }
 }
 
@@ -40,8 +41,8 @@ impl Key for String {
 impl Key for (String, String) {
     const COLUMNS: &'static [SqlType] = &[SqlType::Text, SqlType::Text];
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!([self.0, self.1])
+    fn values(&self) -> Vec<Value<'_>> {
+        args![&self.0, &self.1].into()
     }
 }
 
@@ -153,7 +154,7 @@ impl Store {
     }
 
     /// [`Store::rows_by_key`] for reads that find one row at most.
-    async fn row_by_key<K: Key, R: ReadRow, T: Clone>(
+    async fn row_by_key<K: Key, R: Row, T: Clone>(
         &self,
         keys: Vec<K>,
         select: impl FnOnce(&str) -> String,
@@ -170,17 +171,22 @@ impl Store {
     /// of the distinct keys (see [`json_rows`]) and writes the statement, and `read` tells each
     /// row's key and what it holds. Every call gets the rows of its key, in the order the
     /// statement gave them; a row that cannot be read fails the calls of its key and no others.
-    async fn rows_by_key<K: Key, R: ReadRow, T: Clone>(
+    async fn rows_by_key<K: Key, R: Row, T: Clone>(
         &self,
         keys: Vec<K>,
         select: impl FnOnce(&str) -> String,
         read: impl Fn(R) -> (K, Result<T>),
     ) -> Result<Vec<Result<Vec<T>>>> {
         let mut distinct = HashSet::new();
-        let wanted = json_array(keys.iter().filter(|k| distinct.insert(*k)).map(Key::json));
-        let sql = sqlx::AssertSqlSafe(select(&json_rows(self.dialect(), 1, K::COLUMNS)));
-        let rows: Vec<R> =
-            on_pool!(self, pool => sqlx::query_as(sql).bind(wanted).fetch_all(pool).await?);
+        let wanted: Vec<Vec<Value<'_>>> = keys
+            .iter()
+            .filter(|k| distinct.insert(*k))
+            .map(Key::values)
+            .collect();
+        let rows: Vec<R> = read_in!(self, conn => {
+            let sql = select(&rows_source(conn.dialect(), K::COLUMNS));
+            fetch_rows(conn, &sql, &wanted).await
+        })?;
         let mut found: HashMap<K, Result<Vec<T>>> = HashMap::new();
         for row in rows {
             let (key, value) = read(row);
@@ -200,21 +206,4 @@ impl Store {
             })
             .collect())
     }
-}
-
-/// A row both drivers can read.
-trait ReadRow:
-    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-    + Send
-    + Unpin
-{
-}
-
-impl<R> ReadRow for R where
-    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + Send
-        + Unpin
-{
 }

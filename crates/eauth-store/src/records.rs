@@ -37,18 +37,19 @@ pub struct Application {
     pub created_at: i64,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct ApplicationRow {
-    pub(crate) client_id: String,
-    name: String,
-    owner_email: Option<String>,
-    ip_allow_list: String,
-    redirect_uris: String,
-    callback_url: String,
-    api_key_hash: Vec<u8>,
-    sealed_callback_secret: Vec<u8>,
-    active: bool,
-    created_at: i64,
+row! {
+    pub(crate) struct ApplicationRow {
+        pub(crate) client_id: String,
+        name: String,
+        owner_email: Option<String>,
+        ip_allow_list: String,
+        redirect_uris: String,
+        callback_url: String,
+        api_key_hash: Vec<u8>,
+        sealed_callback_secret: Vec<u8>,
+        active: bool,
+        created_at: i64,
+    }
 }
 
 pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -167,20 +168,21 @@ impl Enrollment {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct EnrollmentRow {
-    pub(crate) client_id: String,
-    pub(crate) email: String,
-    sealed_secret: Vec<u8>,
-    algorithm: String,
-    digits: i32,
-    period: i32,
-    last_used_step: Option<i64>,
-    consecutive_failures: i32,
-    last_failure_at: Option<i64>,
-    locked_at: Option<i64>,
-    enabled_at: i64,
-    last_approved_at: Option<i64>,
+row! {
+    pub(crate) struct EnrollmentRow {
+        pub(crate) client_id: String,
+        pub(crate) email: String,
+        sealed_secret: Vec<u8>,
+        algorithm: String,
+        digits: i32,
+        period: i32,
+        last_used_step: Option<i64>,
+        consecutive_failures: i32,
+        last_failure_at: Option<i64>,
+        locked_at: Option<i64>,
+        enabled_at: i64,
+        last_approved_at: Option<i64>,
+    }
 }
 
 impl TryFrom<EnrollmentRow> for Enrollment {
@@ -293,20 +295,21 @@ impl Session {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct SessionRow {
-    pub(crate) id: String,
-    client_id: String,
-    email: String,
-    status: String,
-    created_at: i64,
-    expires_at: i64,
-    finished_at: Option<i64>,
-    failed_attempts: i32,
-    signin_method: Option<String>,
-    source_ip: Option<String>,
-    push_number: Option<i32>,
-    push_failures: i32,
+row! {
+    pub(crate) struct SessionRow {
+        pub(crate) id: String,
+        client_id: String,
+        email: String,
+        status: String,
+        created_at: i64,
+        expires_at: i64,
+        finished_at: Option<i64>,
+        failed_attempts: i32,
+        signin_method: Option<String>,
+        source_ip: Option<String>,
+        push_number: Option<i32>,
+        push_failures: i32,
+    }
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -345,10 +348,11 @@ pub struct StoredSessionKey {
     pub sealed_secret: Vec<u8>,
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct StoredSessionKeyRow {
-    kid: String,
-    sealed_secret: Vec<u8>,
+row! {
+    pub(crate) struct StoredSessionKeyRow {
+        kid: String,
+        sealed_secret: Vec<u8>,
+    }
 }
 
 impl From<StoredSessionKeyRow> for StoredSessionKey {
@@ -442,19 +446,20 @@ impl Callback {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct CallbackRow {
-    id: String,
-    session_id: String,
-    client_id: String,
-    approved: bool,
-    session_token: String,
-    status: String,
-    attempts: i32,
-    next_attempt_at: i64,
-    last_error: Option<String>,
-    created_at: i64,
-    delivered_at: Option<i64>,
+row! {
+    pub(crate) struct CallbackRow {
+        id: String,
+        session_id: String,
+        client_id: String,
+        approved: bool,
+        session_token: String,
+        status: String,
+        attempts: i32,
+        next_attempt_at: i64,
+        last_error: Option<String>,
+        created_at: i64,
+        delivered_at: Option<i64>,
+    }
 }
 
 impl TryFrom<CallbackRow> for Callback {

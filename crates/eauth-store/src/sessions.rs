@@ -1,5 +1,5 @@
-//! Sessions' busiest writes, a batch to a statement (see [`crate::batch`]): new sessions
-//! (`session-token`, every sign-in of every portal) and the first opening of their pages.
+//! Sessions' busiest writes (see [`Store::batched`]): new sessions (`session-token`, every
+//! sign-in of every portal) and the first opening of their pages.
 
 use std::collections::HashSet;
 
@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::{
     Pool, Result, Session,
     SqlType::{BigInt, Text},
-    Store, StoreError, json_array, json_rows,
+    Store, StoreError,
+    db::Value,
+    execute_rows, fetch_rows, rows_source,
 };
 
 /// A sign-in page opened, as [`Store::record_page_open`] notes it.
@@ -42,17 +44,25 @@ impl Store {
         // it would one after the other.
         let mut seen = HashSet::new();
         opens.retain(|open| seen.insert(open.id));
-        let sql = sqlx::AssertSqlSafe(format!(
-            "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
-                 source_ip = COALESCE(source_ip, v.column3)
-             FROM {} WHERE sessions.id = v.column1",
-            json_rows(self.dialect(), 1, &[Text; 3])
-        ));
-        let rows = json_array(opens.iter().map(|open| {
-            serde_json::json!([open.id.to_string(), open.signin_method, open.source_ip])
-        }));
         write_in!(self, conn => {
-            sqlx::query(sql).bind(rows).execute(&mut *conn).await?;
+            let sql = format!(
+                "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
+                     source_ip = COALESCE(source_ip, v.column3)
+                 FROM {} WHERE sessions.id = v.column1",
+                rows_source(conn.dialect(), &[Text; 3])
+            );
+            let rows: Vec<Vec<Value<'_>>> = opens
+                .iter()
+                .map(|open| {
+                    args![
+                        open.id.to_string(),
+                        open.signin_method.as_str(),
+                        open.source_ip.as_str()
+                    ]
+                    .into()
+                })
+                .collect();
+            execute_rows(conn, &sql, &rows).await?;
             Ok(())
         })?;
         Ok(crate::batch::each_done(count))
@@ -67,7 +77,7 @@ impl Store {
             &self.batches.sessions,
             session.clone(),
             |store, sessions| async move {
-                let inserted = store.insert_sessions(&sessions).await?;
+                let inserted = store.insert_sessions(sessions.clone()).await?;
                 Ok(sessions
                     .iter()
                     .map(|s| Ok(inserted.contains(&s.id)))
@@ -79,44 +89,43 @@ impl Store {
 
     /// Inserts those of `sessions` whose users are enrolled and not locked, in one write;
     /// returns the ids inserted.
-    async fn insert_sessions(&self, sessions: &[Session]) -> Result<HashSet<Uuid>> {
-        let rows = json_array(sessions.iter().map(|s| {
-            serde_json::json!([
-                s.id.to_string(),
-                s.client_id.to_string(),
-                s.email.as_str(),
-                s.created_at,
-                s.expires_at
-            ])
-        }));
-        let new_sessions = json_rows(self.dialect(), 1, &[Text, Text, Text, BigInt, BigInt]);
-        let insert = sqlx::AssertSqlSafe(format!(
-            "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
-             SELECT v.column1, v.column2, v.column3, 'PENDING', v.column4, v.column5
-             FROM {new_sessions}
-             WHERE EXISTS (SELECT 1 FROM enrollments e
-                 WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)"
-        ));
-        let inserted = sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM sessions WHERE id IN (SELECT v.column1 FROM {new_sessions})"
-        ));
-        let all = sessions.len();
-        let ids: Option<Vec<String>> = write_in!(self, conn => {
-            let count = sqlx::query(insert).bind(&rows).execute(&mut *conn).await?.rows_affected();
-            if usize::try_from(count).is_ok_and(|count| count == all) {
-                // Every user was enrolled, the usual case, told by the count alone: rows
-                // returned come one message at a time from the driver's thread.
-                return Ok(None);
+    async fn insert_sessions(&self, sessions: Vec<Session>) -> Result<HashSet<Uuid>> {
+        write_in!(self, conn => {
+            let new_sessions = rows_source(conn.dialect(), &[Text, Text, Text, BigInt, BigInt]);
+            let insert = format!(
+                "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)
+                 SELECT v.column1, v.column2, v.column3, 'PENDING', v.column4, v.column5
+                 FROM {new_sessions}
+                 WHERE EXISTS (SELECT 1 FROM enrollments e
+                     WHERE e.client_id = v.column2 AND e.email = v.column3 AND e.locked_at IS NULL)"
+            );
+            let rows: Vec<Vec<Value<'_>>> = sessions
+                .iter()
+                .map(|s| {
+                    args![
+                        s.id.to_string(),
+                        s.client_id.to_string(),
+                        s.email.as_str(),
+                        s.created_at,
+                        s.expires_at
+                    ]
+                    .into()
+                })
+                .collect();
+            let count = execute_rows(conn, &insert, &rows).await?;
+            if usize::try_from(count).is_ok_and(|count| count == sessions.len()) {
+                // Every user was enrolled, the usual case, told by the count alone.
+                return Ok(sessions.iter().map(|s| s.id).collect());
             }
-            Ok(Some(sqlx::query_scalar(inserted).bind(&rows).fetch_all(&mut *conn).await?))
-        })?;
-        let Some(ids) = ids else {
-            return Ok(sessions.iter().map(|s| s.id).collect());
-        };
-        ids.iter()
-            .map(|id| {
-                Uuid::parse_str(id).map_err(|e| StoreError::Corrupt(format!("session id: {e}")))
-            })
-            .collect()
+            let inserted = format!(
+                "SELECT id FROM sessions WHERE id IN (SELECT v.column1 FROM {new_sessions})"
+            );
+            let ids: Vec<(String,)> = fetch_rows(conn, &inserted, &rows).await?;
+            ids.iter()
+                .map(|(id,)| {
+                    Uuid::parse_str(id).map_err(|e| StoreError::Corrupt(format!("session id: {e}")))
+                })
+                .collect()
+        })
     }
 }

@@ -1334,7 +1334,7 @@ fn keys_of(device: &Device) -> ThrottleKeys {
 async fn register_approved(store: &Store, device: &Device, step: u64) {
     let approved = device_registration::Verdict::Approved { step };
     let registered = store
-        .register_device(device, &keys_of(device), |_, _, _| Ok(approved))
+        .register_device(device, &keys_of(device), move |_, _, _| Ok(approved))
         .await
         .expect("register");
     assert_eq!(registered, approved);
@@ -1497,7 +1497,7 @@ async fn a_refused_registration_counts_under_both_keys_and_never_touches_the_enr
         async move {
             let keys = keys_of(&device);
             let judged = store
-                .register_device(&device, &keys, |user, address, enrollment| {
+                .register_device(&device, &keys, move |user, address, enrollment| {
                     assert_eq!([user, address], seen, "the windows the judge sees");
                     assert_eq!(enrollment.is_some(), enrolled);
                     Ok(verdict)
@@ -1619,15 +1619,15 @@ async fn concurrent_registrations_of_one_user_each_see_the_failures_before_them(
             ..device_of(&pending, NOW)
         };
         tokio::spawn(async move {
-            let mut seen = None;
+            let (seen, judged) = std::sync::mpsc::channel();
             store
-                .register_device(&device, &keys_of(&device), |user, _, _| {
-                    seen = user.map(|window| window.failures);
+                .register_device(&device, &keys_of(&device), move |user, _, _| {
+                    let _ = seen.send(user.map(|window| window.failures));
                     Ok(device_registration::Verdict::Refused(CodeRejected::Wrong))
                 })
                 .await
                 .expect("register");
-            seen.expect("judged")
+            judged.recv().expect("judged").expect("a window")
         })
     });
     let mut seen = Vec::new();
@@ -1855,13 +1855,19 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
         .expect("offer");
     let wrong = PushVerdict::WrongNumber { attempts_left: 2 };
     let attempt = store
-        .push_decision(pending.id, device.id, NOW, "tok", |offered, session, _| {
-            assert_eq!(
-                (offered, session.push_number),
-                (number(42), Some(number(42)))
-            );
-            wrong
-        })
+        .push_decision(
+            pending.id,
+            device.id,
+            NOW,
+            "tok",
+            move |offered, session, _| {
+                assert_eq!(
+                    (offered, session.push_number),
+                    (number(42), Some(number(42)))
+                );
+                wrong
+            },
+        )
         .await
         .expect("decide");
     let PushAttempt::Judged { verdict, session } = attempt else {
@@ -1881,10 +1887,16 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
 
     let rejected = PushVerdict::Rejected(RejectReason::WrongNumbers);
     let attempt = store
-        .push_decision(pending.id, device.id, NOW + 1, "tok", |_, session, _| {
-            assert_eq!(session.push_failures, 1);
-            rejected
-        })
+        .push_decision(
+            pending.id,
+            device.id,
+            NOW + 1,
+            "tok",
+            move |_, session, _| {
+                assert_eq!(session.push_failures, 1);
+                rejected
+            },
+        )
         .await
         .expect("decide");
     let PushAttempt::Judged { session, .. } = attempt else {

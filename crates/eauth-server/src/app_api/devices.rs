@@ -66,10 +66,13 @@ pub(crate) async fn register(
         created_at: now,
     };
     let keys = ThrottleKeys::new(client_id, &device.email, source);
-    let vault = &state.vault;
+    // The judge runs where the store writes (on SQLite, its writer's thread): it owns what it
+    // uses.
+    let judging = state.clone();
     let judged = state
         .store
-        .register_device(&device, &keys, |user, address, enrollment| {
+        .register_device(&device, &keys, move |user, address, enrollment| {
+            let vault = &judging.vault;
             let secret = enrollment
                 .map(|e| vault.open_totp_secret(e.client_id, &e.email, &e.sealed_secret))
                 .transpose()?;

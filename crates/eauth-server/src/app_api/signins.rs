@@ -136,7 +136,7 @@ async fn decide(
             device.id,
             state.clock.now(),
             &token,
-            |number, session, enrollment| {
+            move |number, session, enrollment| {
                 push::judge(
                     number,
                     session.push_failures,

@@ -347,7 +347,7 @@ async fn stored_device(
     );
     let registered = app
         .store
-        .register_device(&device, &keys, |_, _, _| Ok(approved))
+        .register_device(&device, &keys, move |_, _, _| Ok(approved))
         .await
         .expect("store");
     assert_eq!(registered, approved);

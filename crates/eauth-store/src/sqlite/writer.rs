@@ -1,0 +1,453 @@
+//! Group commit: every write of the store runs on one thread that owns the writing
+//! connection, in transactions shared by the writes that arrive together, so that one fsync
+//! makes a whole batch durable.
+//!
+//! A durable SQLite commit costs an fsync of the WAL (up to a few ms under load), and SQLite
+//! admits one writer at a time: one commit per request caps the service at a few hundred
+//! writes per second. Here the writer takes every job that is waiting (up to [`MAX_BATCH`]),
+//! runs them one after the other inside one `BEGIN IMMEDIATE ... COMMIT`, and only after the
+//! commit returns tells each job's caller its result. Durability is unchanged
+//! (`synchronous = FULL`: nothing is acknowledged before its commit is on disk); what is
+//! shared is the cost. Batches form by themselves: while one commits, the next one's jobs
+//! queue up, so there is no timer and no added latency when the service is idle.
+//!
+//! Each job runs inside a savepoint of its own, so it is atomic as if it had its own
+//! transaction: a job that fails is rolled back alone, and the others of its batch commit. A
+//! failed commit fails every job of its batch. Jobs run on the writer's thread, not the
+//! caller's, so a request cancelled by its client cannot leave half a job behind.
+
+use std::{
+    path::Path,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use rusqlite::OpenFlags;
+use tokio::sync::oneshot;
+
+use super::{SqliteConn, open};
+use crate::{Result, StoreError};
+
+/// Jobs per transaction at most: enough to absorb every request of a busy server in one
+/// fsync, few enough that one batch does not hold the write lock for long.
+const MAX_BATCH: usize = 256;
+
+/// How often, at most, the WAL is checkpointed while there are writes: PASSIVE, beside the
+/// writer (which goes on writing meanwhile), so the WAL stays a second's writes long.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Tells a job's caller its result, given why its batch did not commit, if it did not.
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// What a job leaves behind once it ran.
+struct Ran {
+    failed: bool,
+    reply: Reply,
+}
+
+type Job = Box<dyn FnOnce(&mut SqliteConn<'_>) -> Ran + Send>;
+
+enum Message {
+    Job(Job),
+    /// Finish what is queued, close the connection, then say so.
+    Stop(oneshot::Sender<()>),
+}
+
+/// A write that was rolled back because its batch failed.
+#[derive(Debug, thiserror::Error)]
+#[error("the write was rolled back with its batch: {0}")]
+struct BatchFailed(String);
+
+/// The handle to the writing thread.
+pub(super) struct Writer {
+    // Unbounded: a job is queued from async code, which must not block. Callers are
+    // limited upstream (every API and page route has a concurrency limit).
+    jobs: mpsc::Sender<Message>,
+}
+
+impl Writer {
+    /// Opens the writing connection and starts its thread, which ends with [`Writer::stop`]
+    /// or when the handle is dropped.
+    pub(super) fn start(path: &Path) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = open(path, flags)?;
+        // The writer never checkpoints itself: a checkpoint inside a commit copies the WAL into
+        // the database and syncs it, holding every caller of that batch for tens of ms.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Checkpointer::start(open(path, flags)?)?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("eauth-sqlite-writer".into())
+            .spawn(move || run(&connection, &queue, &checkpointer))
+            .map_err(|error| StoreError::Database(Box::new(error)))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `job` in the next batch; its result once the batch committed.
+    pub(super) async fn run<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConn<'_>) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let result = job(connection);
+            Ran {
+                failed: result.is_err(),
+                reply: Box::new(move |batch_error| {
+                    let _ = tx.send(match (result, batch_error) {
+                        (Err(own), _) => Err(own),
+                        (Ok(_), Some(error)) => Err(StoreError::Database(Box::new(BatchFailed(
+                            error.to_owned(),
+                        )))),
+                        (Ok(value), None) => Ok(value),
+                    });
+                }),
+            }
+        });
+        self.jobs.send(Message::Job(job)).map_err(|_| stopped())?;
+        // The job was dropped unrun: its batch could not even begin (logged by the writer).
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Runs what is queued, then stops.
+    pub(super) async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Message::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Database("the database writer is not running".into())
+}
+
+/// The writer's loop: a batch of whatever is waiting, then the next.
+fn run(
+    connection: &rusqlite::Connection,
+    queue: &mpsc::Receiver<Message>,
+    checkpointer: &Checkpointer,
+) {
+    let mut connection = SqliteConn(connection);
+    let mut stopped = None;
+    while let Ok(first) = queue.recv() {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        for message in std::iter::once(first).chain(std::iter::from_fn(|| queue.try_recv().ok())) {
+            match message {
+                Message::Job(job) => jobs.push(job),
+                Message::Stop(done) => {
+                    stopped = Some(done);
+                    break;
+                }
+            }
+            if jobs.len() == MAX_BATCH {
+                break;
+            }
+        }
+        let mut jobs = jobs.into_iter();
+        // A batch whose transaction fails leaves the jobs it had not run for the next one.
+        while jobs.len() > 0 && commit_batch(&mut connection, &mut jobs) > 0 {}
+        checkpointer.due();
+        if stopped.is_some() {
+            break;
+        }
+    }
+    // Dropping the connection after this closes it; waiting callers are told they may go.
+    if let Some(done) = stopped {
+        let _ = done.send(());
+    }
+}
+
+/// Runs jobs from `jobs` in one transaction, each in a savepoint of its own, then commits (or
+/// rolls back) and replies to every job that ran; returns how many ran.
+fn commit_batch(
+    connection: &mut SqliteConn<'_>,
+    jobs: &mut impl ExactSizeIterator<Item = Job>,
+) -> usize {
+    let started = Instant::now();
+    if let Err(error) = connection.run("BEGIN IMMEDIATE") {
+        // Without a transaction nothing can run: the callers get an error when their jobs
+        // are dropped.
+        tracing::error!(error = %error, "cannot begin a write transaction");
+        jobs.for_each(drop);
+        return 0;
+    }
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut broken = None;
+    for job in jobs.by_ref() {
+        if let Err(error) = connection.run("SAVEPOINT job") {
+            broken = Some(error);
+            drop(job);
+            break;
+        }
+        let ran = job(connection);
+        replies.push(ran.reply);
+        let ended = if ran.failed {
+            connection
+                .run("ROLLBACK TO job")
+                .and_then(|()| connection.run("RELEASE job"))
+        } else {
+            connection.run("RELEASE job")
+        };
+        if let Err(error) = ended {
+            broken = Some(error);
+            break;
+        }
+    }
+    let ran = Instant::now();
+    let outcome = match broken {
+        Some(error) => Err(format!("a savepoint failed: {error}")),
+        None => connection
+            .run("COMMIT")
+            .map_err(|error| format!("commit failed: {error}")),
+    };
+    if let Err(error) = &outcome {
+        tracing::error!(error = %error, "a write transaction failed");
+        // After a failed COMMIT SQLite may have rolled back already; then this fails harmlessly.
+        let _ = connection.run("ROLLBACK");
+    }
+    let count = replies.len();
+    tracing::debug!(
+        jobs = count,
+        run_us = u64::try_from((ran - started).as_micros()).unwrap_or(u64::MAX),
+        commit_us = u64::try_from(ran.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "write batch"
+    );
+    let error = outcome.err();
+    for reply in replies {
+        reply(error.as_deref());
+    }
+    count
+}
+
+/// Checkpoints the WAL on a thread and connection of its own (see [`CHECKPOINT_EVERY`]).
+struct Checkpointer {
+    wake: mpsc::SyncSender<()>,
+    last: std::cell::Cell<Instant>,
+}
+
+impl Checkpointer {
+    fn start(connection: rusqlite::Connection) -> Result<Self> {
+        // One wake-up waiting at most: a checkpoint asked for while one runs is the next one.
+        let (wake, woken) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("eauth-sqlite-checkpoint".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                        tracing::warn!(error = %error, "cannot checkpoint the WAL");
+                    }
+                }
+            })
+            .map_err(|error| StoreError::Database(Box::new(error)))?;
+        Ok(Self {
+            wake,
+            last: std::cell::Cell::new(Instant::now()),
+        })
+    }
+
+    /// After writes: a checkpoint if the last was long enough ago.
+    fn due(&self) {
+        if self.last.get().elapsed() >= CHECKPOINT_EVERY {
+            self.last.set(Instant::now());
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+    use crate::sqlite::Sqlite;
+
+    async fn database() -> (Sqlite, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("t.db");
+        let setup = rusqlite::Connection::open(&path).expect("open");
+        setup
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY);")
+            .expect("create");
+        (Sqlite::open(&path).expect("the store's connections"), dir)
+    }
+
+    fn insert(db: &std::sync::Arc<Sqlite>, v: i64) -> impl Future<Output = Result<()>> + use<> {
+        let db = db.clone();
+        async move {
+            db.write(move |conn| {
+                conn.execute_now("INSERT INTO t (v) VALUES ($1)", &args![v])?;
+                Ok(())
+            })
+            .await
+        }
+    }
+
+    fn stored(db: &Sqlite) -> Vec<i64> {
+        db.read(|conn| conn.fetch_all_now::<(i64,)>("SELECT v FROM t ORDER BY v", &[]))
+            .expect("select")
+            .into_iter()
+            .map(|(v,)| v)
+            .collect()
+    }
+
+    /// A job that holds the writer from when it starts (`started`) until `release` is sent,
+    /// so that the jobs queued meanwhile form one batch.
+    struct Hold {
+        release: std::sync::mpsc::Sender<()>,
+        started: oneshot::Receiver<()>,
+        done: tokio::task::JoinHandle<Result<()>>,
+    }
+
+    async fn hold(db: &std::sync::Arc<Sqlite>) -> Hold {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let db = db.clone();
+        let done = queued(async move {
+            db.write(move |_| {
+                let _ = started.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+        })
+        .await;
+        Hold {
+            release,
+            started: running,
+            done,
+        }
+    }
+
+    /// Queues `write` behind a held batch, in order.
+    async fn queued<T: Send + 'static>(
+        write: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        let handle = tokio::spawn(write);
+        // The spawned task reaches the channel before the next one is spawned.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        handle
+    }
+
+    #[tokio::test]
+    async fn writes_queued_together_all_commit_and_each_caller_gets_its_own_result() {
+        let (db, _dir) = database().await;
+        let db = std::sync::Arc::new(db);
+        let held = hold(&db).await;
+        held.started.await.expect("the holding job runs");
+        let mut writes = Vec::new();
+        for v in 1..=50 {
+            writes.push(queued(insert(&db, v)).await);
+        }
+        held.release.send(()).expect("release");
+        held.done
+            .await
+            .expect("join")
+            .expect("the holding job commits");
+        for write in writes {
+            write.await.expect("join").expect("each write commits");
+        }
+        assert_eq!(stored(&db), (1..=50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
+        let (db, _dir) = database().await;
+        let db = std::sync::Arc::new(db);
+        let held = hold(&db).await;
+        held.started.await.expect("the holding job runs");
+        let before = queued(insert(&db, 1)).await;
+        let failing = queued(insert(&db, 1)).await;
+        // A job that wrote before it failed: what it wrote must go with it.
+        let half_done = queued({
+            let db = db.clone();
+            async move {
+                db.write(|conn| {
+                    conn.execute_now("INSERT INTO t (v) VALUES (3)", &[])?;
+                    conn.execute_now("INSERT INTO t (v) VALUES (1)", &[])?;
+                    Ok(())
+                })
+                .await
+            }
+        })
+        .await;
+        let after = queued(insert(&db, 2)).await;
+        held.release.send(()).expect("release");
+        held.done
+            .await
+            .expect("join")
+            .expect("the holding job commits");
+        let (before, failing, half_done, after) = (
+            before.await.expect("join"),
+            failing.await.expect("join"),
+            half_done.await.expect("join"),
+            after.await.expect("join"),
+        );
+        // The second insert of 1 violates the primary key: it fails with its own error...
+        assert!(matches!(failing, Err(StoreError::Conflict)), "{failing:?}");
+        assert!(
+            matches!(half_done, Err(StoreError::Conflict)),
+            "{half_done:?}"
+        );
+        // ... and nothing else of its batch is lost.
+        before.expect("the job before the failure commits");
+        after.expect("the job after the failure commits");
+        assert_eq!(stored(&db), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_write_is_neither_reported_nor_visible_before_its_batch_commits() {
+        let (db, _dir) = database().await;
+        let db = std::sync::Arc::new(db);
+        let first = hold(&db).await;
+        first.started.await.expect("the holding job runs");
+        // One batch: the insert, then a job that keeps the batch from committing.
+        let mut write = queued(insert(&db, 7)).await;
+        let second = hold(&db).await;
+        first.release.send(()).expect("release");
+        second
+            .started
+            .await
+            .expect("the second holding job runs, after the insert");
+        first.done.await.expect("join").expect("commit");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut write)
+                .await
+                .is_err(),
+            "the insert was reported before its commit"
+        );
+        assert!(
+            stored(&db).is_empty(),
+            "the insert is visible before its commit"
+        );
+        second.release.send(()).expect("release");
+        second.done.await.expect("join").expect("commit");
+        write.await.expect("join").expect("commit");
+        assert_eq!(stored(&db), vec![7]);
+    }
+
+    #[tokio::test]
+    async fn stopping_runs_what_is_queued_and_refuses_what_comes_after() {
+        let (db, _dir) = database().await;
+        let db = std::sync::Arc::new(db);
+        let held = hold(&db).await;
+        held.started.await.expect("the holding job runs");
+        let queued_write = queued(insert(&db, 1)).await;
+        let stopping = queued({
+            let db = db.clone();
+            async move { db.close().await }
+        })
+        .await;
+        held.release.send(()).expect("release");
+        stopping.await.expect("join");
+        queued_write
+            .await
+            .expect("join")
+            .expect("queued before the stop");
+        assert!(insert(&db, 2).await.is_err(), "a write after the stop");
+        assert_eq!(stored(&db), vec![1]);
+    }
+}
