@@ -437,21 +437,20 @@ impl Store {
     /// are left alone.
     pub async fn update_application_settings(&self, app: &Application, now: i64) -> Result<bool> {
         let (ips, redirects) = crate::settings_json(app);
-        let changed = on_pool!(self, pool => sqlx::query(
+        self.change_application(
             "UPDATE applications SET name = $2, ip_allow_list = $3, redirect_uris = $4, callback_url = $5,
                  updated_at = $6
              WHERE client_id = $1",
+            vec![
+                app.client_id.to_string().into(),
+                app.name.as_str().to_owned().into(),
+                ips.into(),
+                redirects.into(),
+                app.callback_url.to_string().into(),
+                now.into(),
+            ],
         )
-        .bind(app.client_id.to_string())
-        .bind(app.name.as_str())
-        .bind(&ips)
-        .bind(&redirects)
-        .bind(app.callback_url.to_string())
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(changed == 1)
+        .await
     }
 
     /// Replaces an application's sealed callback secret; the next callback is signed with the
@@ -462,27 +461,21 @@ impl Store {
         sealed: &[u8],
         now: i64,
     ) -> Result<bool> {
-        let changed = on_pool!(self, pool => sqlx::query(
+        self.change_application(
             "UPDATE applications SET sealed_callback_secret = $2, updated_at = $3 WHERE client_id = $1",
+            vec![client_id.to_string().into(), sealed.to_vec().into(), now.into()],
         )
-        .bind(client_id.to_string())
-        .bind(sealed)
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(changed == 1)
+        .await
     }
 
     /// Deletes an application with its enrollments, sessions and callbacks (the foreign keys
     /// cascade); `false` if there was none.
     pub async fn delete_application(&self, client_id: ClientId) -> Result<bool> {
-        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM applications WHERE client_id = $1")
-            .bind(client_id.to_string())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(deleted == 1)
+        self.change_application(
+            "DELETE FROM applications WHERE client_id = $1",
+            vec![client_id.to_string().into()],
+        )
+        .await
     }
 
     /// An application's enrolled users whose email contains `search`, by email.

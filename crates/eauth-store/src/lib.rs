@@ -703,11 +703,11 @@ impl Store {
         active: bool,
         now: i64,
     ) -> Result<bool> {
-        let changed = write_in!(self, conn => conn.execute(
+        self.change_application(
             "UPDATE applications SET active = $2, updated_at = $3 WHERE client_id = $1",
-            &args![client_id.to_string(), active, now],
-        ).await)?;
-        Ok(changed == 1)
+            vec![client_id.to_string().into(), active.into(), now.into()],
+        )
+        .await
     }
 
     /// Replaces an application's API key; the old key stops working with this commit.
@@ -718,11 +718,29 @@ impl Store {
         hash: &ApiKeyHash,
         now: i64,
     ) -> Result<bool> {
-        let hash = hash.as_bytes().to_vec();
-        let changed = write_in!(self, conn => conn.execute(
+        self.change_application(
             "UPDATE applications SET api_key_hash = $2, updated_at = $3 WHERE client_id = $1",
-            &args![client_id.to_string(), &hash, now],
-        ).await)?;
+            vec![
+                client_id.to_string().into(),
+                hash.as_bytes().to_vec().into(),
+                now.into(),
+            ],
+        )
+        .await
+    }
+
+    /// Runs `sql`, which changes or deletes the application named by its `$1`, and then has
+    /// every process read applications again (see `sqlite::applications`); whether it changed
+    /// a row. Every change to an application goes through here.
+    async fn change_application(
+        &self,
+        sql: &'static str,
+        args: Vec<db::Value<'static>>,
+    ) -> Result<bool> {
+        let changed = write_in!(self, conn => conn.execute(sql, &args).await)?;
+        if let Pool::Sqlite(_, sqlite) = &self.pool {
+            sqlite.applications().changed()?;
+        }
         Ok(changed == 1)
     }
 

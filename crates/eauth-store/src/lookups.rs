@@ -79,6 +79,21 @@ fn by_user(
 impl Store {
     /// The application with this id.
     pub async fn application(&self, client_id: ClientId) -> Result<Option<Application>> {
+        if let Pool::Sqlite(_, sqlite) = &self.pool {
+            return sqlite.applications().get(client_id, || {
+                let row: Option<ApplicationRow> = sqlite.read(|conn| {
+                    conn.fetch_optional_now(
+                        concat!(
+                            "SELECT ",
+                            application_columns!(),
+                            " FROM applications WHERE client_id = $1"
+                        ),
+                        &args![client_id.to_string()],
+                    )
+                })?;
+                row.map(Application::try_from).transpose()
+            });
+        }
         self.batched(
             &self.batches.applications,
             client_id,

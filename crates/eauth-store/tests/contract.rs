@@ -80,6 +80,39 @@ contract!(
     many_users_are_enrolled_at_once_as_one_by_one,
 );
 
+/// As `contract!`, for tests of two stores on one database: two processes, or `eauthd admin`
+/// beside the service.
+macro_rules! contract_two_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_two_stores {
+            $(#[tokio::test] async fn $name() { super::run_two(eauth_store::testing::Backend::Sqlite, super::$name).await })*
+        }
+        mod postgres_two_stores {
+            $(#[tokio::test] async fn $name() { super::run_two(eauth_store::testing::Backend::Postgres, super::$name).await })*
+        }
+    };
+}
+
+contract_two_stores!(an_application_changed_by_another_store_is_read_as_changed_at_once);
+
+async fn run_two<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store, Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(db) = TestDatabase::create(backend).await else {
+        eprintln!("EAUTH_TEST_DATABASE_URL is not set: skipping the PostgreSQL variant");
+        return;
+    };
+    let (service, admin) = (
+        Store::connect(db.url()).await.expect("connect"),
+        Store::connect(db.url()).await.expect("connect"),
+    );
+    test(service.clone(), admin.clone()).await;
+    service.close().await;
+    admin.close().await;
+}
+
 async fn run<F, Fut>(backend: Backend, test: F)
 where
     F: FnOnce(Store) -> Fut,
@@ -209,6 +242,72 @@ async fn a_duplicate_client_id_is_a_conflict(store: Store) {
         .expect("read")
         .expect("found");
     assert_eq!(read.name.as_str(), "Portal");
+}
+
+/// Every kind of change to an application, made through `admin`, is what `service` reads next,
+/// although `service` read the application before (and may keep what it read).
+async fn an_application_changed_by_another_store_is_read_as_changed_at_once(
+    service: Store,
+    admin: Store,
+) {
+    let app = application("Portal");
+    admin.insert_application(&app).await.expect("insert");
+    let read = || async { service.application(app.client_id).await.expect("read") };
+    assert!(read().await.expect("found").active);
+
+    admin
+        .set_application_active(app.client_id, false, NOW + 1)
+        .await
+        .expect("deactivate");
+    assert!(!read().await.expect("found").active, "deactivation");
+
+    let new_key = ApiKey::generate();
+    admin
+        .replace_api_key(app.client_id, &new_key.hash(), NOW + 2)
+        .await
+        .expect("rotate");
+    let rotated = read().await.expect("found");
+    assert!(
+        rotated.api_key_hash.matches(new_key.expose()),
+        "key rotation"
+    );
+
+    admin
+        .replace_callback_secret(app.client_id, &[9, 9, 9], NOW + 3)
+        .await
+        .expect("rotate the secret");
+    assert_eq!(
+        read().await.expect("found").sealed_callback_secret,
+        vec![9, 9, 9],
+        "callback secret rotation"
+    );
+
+    let settings = Application {
+        name: ApplicationName::parse("Renamed").expect("name"),
+        ip_allow_list: IpAllowList::parse(["198.51.100.7"]).expect("ips"),
+        redirect_uris: vec![RedirectUri::parse("https://new.example.com/cb").expect("uri")],
+        callback_url: CallbackUrl::parse("https://new.example.com/eauth").expect("url"),
+        ..rotated
+    };
+    admin
+        .update_application_settings(&settings, NOW + 4)
+        .await
+        .expect("update");
+    let updated = read().await.expect("found");
+    assert_eq!(updated.name, settings.name, "settings");
+    assert_eq!(updated.redirect_uris, settings.redirect_uris, "settings");
+    assert!(
+        !updated
+            .ip_allow_list
+            .allows("203.0.113.5".parse().expect("address")),
+        "settings"
+    );
+
+    admin
+        .delete_application(app.client_id)
+        .await
+        .expect("delete");
+    assert!(read().await.is_none(), "deletion");
 }
 
 async fn activation_and_key_rotation_change_only_their_application(store: Store) {

@@ -14,6 +14,7 @@
 //! sqlx's pool beside this, as do the migrations; both drivers use the one SQLite library
 //! linked into the process, so their locks see each other.
 
+mod applications;
 mod writer;
 
 use std::{
@@ -58,6 +59,7 @@ impl From<rusqlite::Error> for StoreError {
 /// The SQLite database: the writer, and connections for reads.
 pub(crate) struct Sqlite {
     writer: writer::Writer,
+    applications: applications::Applications,
     readers: Mutex<Vec<rusqlite::Connection>>,
     path: PathBuf,
 }
@@ -80,6 +82,7 @@ impl Sqlite {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         Ok(Self {
             writer: writer::Writer::start(path)?,
+            applications: applications::Applications::open(path)?,
             readers: Mutex::new(Vec::new()),
             path: path.to_owned(),
         })
@@ -116,6 +119,11 @@ impl Sqlite {
         F: FnOnce(&mut SqliteConn<'_>) -> Result<T> + Send + 'static,
     {
         self.writer.run(job).await
+    }
+
+    /// The applications read once per change (see [`applications`]).
+    pub(crate) fn applications(&self) -> &applications::Applications {
+        &self.applications
     }
 
     /// Finishes the writes queued so far and stops the writer; writes after this fail.
