@@ -105,15 +105,20 @@ macro_rules! write_in {
                     })
                     .await
             }
+            // Boxed: sqlx's futures are large, and an unboxed arm would make every caller's
+            // future as large, on SQLite too, to be moved at every await of every caller.
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let value = {
-                    let $conn = &mut $crate::db::Pg(&mut *tx);
-                    let result: Result<_> = async move { $body }.await;
-                    result
-                }?;
-                tx.commit().await?;
-                Ok(value)
+                Box::pin(async move {
+                    let mut tx = pool.begin().await?;
+                    let value = {
+                        let $conn = &mut $crate::db::Pg(&mut *tx);
+                        let result: Result<_> = async move { $body }.await;
+                        result
+                    }?;
+                    tx.commit().await?;
+                    Ok(value)
+                })
+                .await
             }
         }
     }};
@@ -132,11 +137,15 @@ macro_rules! read_in {
                     result
                 })
             }),
+            // Boxed, as in `write_in!`.
             Pool::Postgres(pool) => {
-                let mut connection = pool.acquire().await?;
-                let $conn = &mut $crate::db::Pg(&mut *connection);
-                let result: Result<_> = async move { $body }.await;
-                result
+                Box::pin(async move {
+                    let mut connection = pool.acquire().await?;
+                    let $conn = &mut $crate::db::Pg(&mut *connection);
+                    let result: Result<_> = async move { $body }.await;
+                    result
+                })
+                .await
             }
         }
     }};
