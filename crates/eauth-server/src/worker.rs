@@ -112,7 +112,7 @@ pub async fn deliver_now(state: &AppState, id: Uuid) -> anyhow::Result<Delivery>
 /// `Store::attempt`) to `application`, whose callback it is. The result is recorded in the
 /// background: whoever waits for the backend to be told need not wait for that write too,
 /// and until it is written the claim keeps other workers off.
-#[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
+#[tracing::instrument(level = "debug", skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
 pub(crate) async fn deliver_claimed(
     state: &AppState,
     callback: Callback,
@@ -137,7 +137,7 @@ pub(crate) async fn deliver_claimed(
     });
 }
 
-#[tracing::instrument(skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
+#[tracing::instrument(level = "debug", skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
 async fn attempt(state: &AppState, callback: Callback, now: i64) -> anyhow::Result<DeliveryResult> {
     let outcome = match state.store.application(callback.client_id).await {
         Ok(Some(application)) => send(state, &application, &callback, now).await,
@@ -164,16 +164,18 @@ fn result_of(callback: &Callback, outcome: Result<(), String>, now: i64) -> Deli
             error,
         },
     };
+    // Every approval is delivered: the successes are in the console, not the log.
+    let (client_id, attempt) = (callback.client_id, callback.attempts);
     match &result {
-        DeliveryResult::Delivered => tracing::info!("callback delivered"),
+        DeliveryResult::Delivered => tracing::debug!(%client_id, attempt, "callback delivered"),
         DeliveryResult::Retry {
             error,
             next_attempt_at,
         } => {
-            tracing::warn!(%error, retry_in = next_attempt_at - now, "callback failed; will retry");
+            tracing::warn!(%client_id, attempt, %error, retry_in = next_attempt_at - now, "callback failed; will retry");
         }
         DeliveryResult::GaveUp { error } => {
-            tracing::error!(%error, "callback failed for a day; given up")
+            tracing::error!(%client_id, attempt, %error, "callback failed for a day; given up")
         }
     }
     result

@@ -96,7 +96,7 @@ impl ToggleRequest {
     }
 }
 
-#[tracing::instrument(name = "mfa_toggle", skip_all, fields(client_id))]
+#[tracing::instrument(name = "mfa_toggle", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn handler(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,

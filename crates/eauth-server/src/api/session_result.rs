@@ -23,7 +23,7 @@ impl ApiRequest for SessionResultRequest {
     const OPERATION: Operation = Operation::SessionResult;
 }
 
-#[tracing::instrument(name = "session_result", skip_all, fields(client_id))]
+#[tracing::instrument(name = "session_result", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn handler(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,

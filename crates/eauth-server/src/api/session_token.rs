@@ -26,7 +26,7 @@ impl ApiRequest for SessionTokenRequest {
     const OPERATION: Operation = Operation::SessionToken;
 }
 
-#[tracing::instrument(name = "session_token", skip_all, fields(client_id))]
+#[tracing::instrument(name = "session_token", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn handler(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,

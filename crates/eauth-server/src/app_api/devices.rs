@@ -40,7 +40,7 @@ fn invalid(reason: impl ToString) -> AppApiError {
     AppApiError::InvalidRequest(reason.to_string())
 }
 
-#[tracing::instrument(name = "register_device", skip_all, fields(client_id))]
+#[tracing::instrument(name = "register_device", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn register(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,
@@ -101,7 +101,7 @@ pub(crate) async fn register(
     };
     match verdict {
         Verdict::Approved { .. } => {
-            tracing::info!(device = %device.id, "device registered");
+            tracing::info!(%client_id, device = %device.id, "device registered");
             let application = state
                 .store
                 .application(client_id)
@@ -120,12 +120,12 @@ pub(crate) async fn register(
         // Only the holder of a right code hears of a replay or a lock: a guesser cannot.
         Verdict::Refused(CodeRejected::Replayed) => Err(AppApiError::CodeAlreadyUsed),
         Verdict::Refused(CodeRejected::Wrong) => {
-            tracing::info!(%source, "device registration refused: wrong code or not enrolled");
+            tracing::info!(%client_id, %source, "device registration refused: wrong code or not enrolled");
             Err(AppApiError::InvalidCode)
         }
         Verdict::Locked => Err(AppApiError::Locked),
         Verdict::Throttled { retry_at } => {
-            tracing::warn!(%source, "device registration throttled: too many wrong codes");
+            tracing::warn!(%client_id, %source, "device registration throttled: too many wrong codes");
             Err(AppApiError::Throttled {
                 retry_after: (retry_at - now).max(1),
             })
@@ -136,7 +136,7 @@ pub(crate) async fn register(
 /// `DELETE /app-api/v1/device`, with an empty body or `{}`: the signing device unregisters
 /// itself (the app's account is being removed). Only ever the device that signed: a device
 /// cannot name another. Its key is refused from this moment.
-#[tracing::instrument(name = "remove_device", skip_all, fields(client_id))]
+#[tracing::instrument(name = "remove_device", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     request: SignedRequest,
@@ -152,6 +152,6 @@ pub(crate) async fn remove(
     if removed.is_none() {
         return Err(AppApiError::UnknownDevice);
     }
-    tracing::info!(device = %device.id, "device removed by itself");
+    tracing::info!(client_id = %device.client_id, device = %device.id, "device removed by itself");
     Ok(success(json!({ "device_id": device.id.to_string() })))
 }

@@ -58,7 +58,7 @@ fn signin_json(signin: &PendingSignin) -> serde_json::Value {
 /// show a number, oldest first. With `wait`, an empty answer is held until one appears or
 /// the time is up: woken at once by an offer in this process, and looking at the database
 /// once a second for offers made by others — never a busy loop.
-#[tracing::instrument(name = "list_signins", skip_all, fields(client_id))]
+#[tracing::instrument(name = "list_signins", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -94,7 +94,7 @@ pub(crate) async fn list(
 }
 
 /// `POST /app-api/v1/signins/{id}/approve` with `{"number": N}`.
-#[tracing::instrument(name = "approve_signin", skip_all, fields(client_id))]
+#[tracing::instrument(name = "approve_signin", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -106,7 +106,7 @@ pub(crate) async fn approve(
 }
 
 /// `POST /app-api/v1/signins/{id}/deny`, with an empty body or `{}`.
-#[tracing::instrument(name = "deny_signin", skip_all, fields(client_id))]
+#[tracing::instrument(name = "deny_signin", level = "debug", skip_all, fields(client_id))]
 pub(crate) async fn deny(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -158,6 +158,7 @@ async fn decide(
     };
     if session.status != SessionStatus::Pending {
         tracing::info!(
+            client_id = %session.client_id,
             ?verdict,
             status = session.status.as_str(),
             "sign-in decided on a device"

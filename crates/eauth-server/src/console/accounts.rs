@@ -100,7 +100,7 @@ pub(super) struct SignInForm {
 }
 
 /// `POST /console/sign-in`.
-#[tracing::instrument(name = "console_sign_in", skip_all)]
+#[tracing::instrument(name = "console_sign_in", level = "debug", skip_all)]
 pub(super) async fn sign_in(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,
@@ -209,7 +209,7 @@ pub(super) struct RegisterForm {
 /// both (the password is hashed before the insert finds the email taken) and count every
 /// registration from an address, free or taken, refusing more than
 /// [`MAX_REGISTRATIONS_PER_ADDRESS`](eauth_core::console::MAX_REGISTRATIONS_PER_ADDRESS) in the throttle window.
-#[tracing::instrument(name = "console_register", skip_all)]
+#[tracing::instrument(name = "console_register", level = "debug", skip_all)]
 pub(super) async fn register(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,

@@ -241,7 +241,7 @@ fn shown_once(
 
 /// `POST /console/apps/new`: creates the application, or shows the form again with what is
 /// wrong next to each field (nothing is saved then).
-#[tracing::instrument(name = "console_create_application", skip_all)]
+#[tracing::instrument(name = "console_create_application", level = "debug", skip_all)]
 pub(super) async fn create(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,

@@ -386,7 +386,7 @@ async fn context_of_link(
 }
 
 /// `GET /start-authentication`.
-#[tracing::instrument(name = "signin_page", skip_all)]
+#[tracing::instrument(name = "signin_page", level = "debug", skip_all)]
 async fn show(
     State(state): State<AppState>,
     ClientIp(source): ClientIp,
@@ -520,7 +520,7 @@ async fn reject(
 }
 
 /// `POST /start-authentication`: verify a code, or deny.
-#[tracing::instrument(name = "signin_submit", skip_all)]
+#[tracing::instrument(name = "signin_submit", level = "debug", skip_all)]
 async fn submit(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -820,7 +820,7 @@ async fn give_backend_head_start(state: &AppState, session: &Session) -> anyhow:
 /// and then goes on exactly as after a code: `{"next": "wait"}` while it is pending, else the
 /// same answer a form post gets. Nothing here changes the session except its expiry, which
 /// the page's countdown shows anyway.
-#[tracing::instrument(name = "signin_status", skip_all)]
+#[tracing::instrument(name = "signin_status", level = "debug", skip_all)]
 async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
