@@ -845,12 +845,11 @@ impl Store {
         distinct.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
         distinct.dedup();
         let deleted: Vec<(String, String)> = write_in!(self, conn => {
-            // The backends share no multi-row DELETE that finds rows by the primary key (SQLite
-            // answers `(client_id, email) IN (VALUES ...)` by scanning the table).
+            // The backends share no multi-row DELETE that finds rows by the primary key.
             let delete = match conn.dialect() {
+                // One user per statement (see statement_rows).
                 Dialect::Sqlite => {
-                    "DELETE FROM enrollments WHERE rowid IN (SELECT e.rowid FROM (VALUES {}) AS v
-                         JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2)
+                    "DELETE FROM enrollments WHERE client_id = $1 AND email = $2
                      RETURNING client_id, email"
                 }
                 Dialect::Postgres => {

@@ -222,3 +222,139 @@ pub(crate) fn now<T>(body: impl Future<Output = T>) -> T {
         Poll::Pending => unreachable!("BUG: a SQLite body awaited something other than SQLite"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use eauth_core::{ClientId, Email};
+    use uuid::Uuid;
+
+    use crate::Store;
+
+    /// Migration 0010 rebuilds sessions and enrollments with foreign keys off: what pointed at
+    /// them must still point at them, with every column, and still go when they go.
+    #[tokio::test]
+    async fn sessions_and_enrollments_keep_their_rows_and_links_when_stored_by_key() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("eauth.db");
+        let url = format!("sqlite://{}", path.display());
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .expect("URL")
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let before = sqlx::SqlitePool::connect_with(options)
+            .await
+            .expect("connect");
+        sqlx::migrate!("./migrations/sqlite")
+            .run_to(9, &before)
+            .await
+            .expect("migrations up to 0009");
+        let (client_id, session_id, device_id) =
+            (ClientId::generate(), Uuid::now_v7(), Uuid::new_v4());
+        let email = Email::parse("user@example.com").expect("email");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO applications (client_id, name, ip_allow_list, redirect_uris, callback_url,
+                 api_key_hash, sealed_callback_secret, active, created_at, updated_at)
+             VALUES ('{client_id}', 'Portal', '[\"127.0.0.1\"]', '[\"https://portal.example.com/cb\"]',
+                 'https://portal.example.com/eauth', x'00', x'01', 1, 1, 1);
+             INSERT INTO enrollments (client_id, email, sealed_secret, algorithm, digits, period,
+                 last_used_step, consecutive_failures, locked_at, enabled_at, last_failure_at,
+                 last_approved_at)
+             VALUES ('{client_id}', 'user@example.com', x'0203', 'SHA256', 8, 60, 42, 3, NULL, 5, 6, 7);
+             INSERT INTO devices (id, client_id, email, public_key, name, created_at)
+             VALUES ('{device_id}', '{client_id}', 'user@example.com', zeroblob(32), 'Phone', 8);
+             INSERT INTO sessions (id, client_id, email, status, created_at, expires_at, finished_at,
+                 failed_attempts, signin_method, source_ip, push_number, push_failures)
+             VALUES ('{session_id}', '{client_id}', 'user@example.com', 'APPROVED', 10, 130, 20,
+                 2, 'popup', '203.0.113.9', 42, 1);
+             INSERT INTO callbacks (id, session_id, client_id, approved, session_token, status,
+                 attempts, next_attempt_at, created_at)
+             VALUES ('{}', '{session_id}', '{client_id}', 1, 'token', 'PENDING', 0, 20, 20);",
+            Uuid::now_v7()
+        )))
+        .execute(&before)
+        .await
+        .expect("rows of every kind");
+        before.close().await;
+
+        let store = Store::connect(&url).await.expect("migration 0010");
+        let enrollment = store
+            .enrollment(client_id, &email)
+            .await
+            .expect("read")
+            .expect("the enrollment");
+        assert_eq!(
+            (
+                enrollment.sealed_secret.as_slice(),
+                enrollment.params.digits(),
+                enrollment.params.period(),
+                enrollment.last_used_step,
+                enrollment.consecutive_failures,
+                enrollment.last_failure_at,
+                enrollment.last_approved_at,
+            ),
+            (&[2u8, 3][..], 8, 60, Some(42), 3, Some(6), Some(7))
+        );
+        let session = store
+            .session(session_id)
+            .await
+            .expect("read")
+            .expect("the session");
+        assert_eq!(
+            (
+                session.finished_at,
+                session.failed_attempts,
+                session.source_ip.as_deref(),
+                session.push_failures
+            ),
+            (Some(20), 2, Some("203.0.113.9"), 1)
+        );
+        assert_eq!(
+            store
+                .devices_of(client_id, &email)
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .callback_of_session(session_id)
+                .await
+                .expect("read")
+                .is_some()
+        );
+        let check = rusqlite::Connection::open(&path).expect("open");
+        let broken: i64 = check
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })
+            .expect("foreign key check");
+        assert_eq!(broken, 0, "every row still points at an existing row");
+
+        // The links still cascade: the application takes everything with it.
+        assert!(store.delete_application(client_id).await.expect("delete"));
+        assert!(
+            store
+                .enrollment(client_id, &email)
+                .await
+                .expect("read")
+                .is_none()
+        );
+        assert!(store.session(session_id).await.expect("read").is_none());
+        assert!(
+            store
+                .callback_of_session(session_id)
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let devices: i64 = check
+            .query_row("SELECT COUNT(*) FROM devices", [], |row| row.get(0))
+            .expect("count");
+        assert_eq!(devices, 0);
+        store.close().await;
+    }
+}
