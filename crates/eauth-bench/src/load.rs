@@ -90,6 +90,30 @@ pub(crate) struct Measured {
     pub(crate) exhausted: bool,
 }
 
+impl Measured {
+    /// Nothing measured yet.
+    pub(crate) fn empty() -> Self {
+        Self {
+            requests: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency: histogram(),
+            exhausted: false,
+        }
+    }
+
+    /// Adds what another window of the same scenario measured.
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.latency
+            .add(&other.latency)
+            .expect("BUG: histograms with the same bounds add");
+        self.requests = self.latency.len();
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.exhausted |= other.exhausted;
+    }
+}
+
 /// The kernel's unit for `/proc/<pid>/stat` times, fixed at 100 on x86 and ARM whatever the
 /// kernel's own tick rate.
 const USER_HZ: f64 = 100.0;
@@ -138,13 +162,7 @@ pub(crate) async fn drive(clients: &[reqwest::Client], duration: Duration, job: 
             })
         })
         .collect();
-    let mut measured = Measured {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-        exhausted: false,
-    };
+    let mut measured = Measured::empty();
     for task in tasks {
         let (latency, errors, exhausted) = task.await.expect("BUG: a load task panicked");
         measured

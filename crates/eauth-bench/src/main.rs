@@ -110,14 +110,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         plan.duration.as_secs_f64()
     );
 
-    let main_run = run_once(&eauthd, &out, &plan, scenarios::Scope::All).await?;
+    let main_run = run_once(&eauthd, &out, &plan).await?;
     let scale = if args.scale {
-        let mut runs = Vec::new();
-        for users in [1_000, 1_000_000] {
-            let plan = Plan { users, ..plan };
-            runs.push(run_once(&eauthd, &out, &plan, scenarios::Scope::Scale).await?);
-        }
-        Some(ScaleReport::new(runs))
+        Some(run_scale(&eauthd, &out, &plan).await?)
     } else {
         None
     };
@@ -133,14 +128,51 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// One server, seeded with `plan.users`, through the scenarios of `scope`.
+/// One server, seeded with `plan.users`, through every scenario.
 async fn run_once(
     eauthd: &std::path::Path,
     out: &std::path::Path,
     plan: &Plan,
-    scope: scenarios::Scope,
 ) -> anyhow::Result<RunReport> {
     let receiver = load::CallbackReceiver::start().await?;
+    let server = start(eauthd, out, plan, &receiver).await?;
+    let outcome = scenarios::run(&server, plan).await;
+    finish(server, outcome, &receiver).await
+}
+
+/// `--scale`: two servers side by side, with [`SCALE_USERS`], measured in turns.
+async fn run_scale(
+    eauthd: &std::path::Path,
+    out: &std::path::Path,
+    plan: &Plan,
+) -> anyhow::Result<ScaleReport> {
+    let receiver = load::CallbackReceiver::start().await?;
+    let [few, many] = SCALE_USERS.map(|users| Plan { users, ..*plan });
+    let few = start(eauthd, out, &few, &receiver).await?;
+    let many = start(eauthd, out, &many, &receiver).await?;
+    let [few_results, many_results] = match scenarios::run_scale(&few, &many, plan).await {
+        Ok(results) => results.map(Ok),
+        Err(error) => {
+            let message = format!("{error:#}");
+            [Err(error), Err(anyhow::anyhow!(message))]
+        }
+    };
+    Ok(ScaleReport::new(vec![
+        finish(few, few_results, &receiver).await?,
+        finish(many, many_results, &receiver).await?,
+    ]))
+}
+
+/// The users of the two servers `--scale` compares.
+const SCALE_USERS: [u64; 2] = [1_000, 1_000_000];
+
+/// A server started and seeded for `plan`.
+async fn start(
+    eauthd: &std::path::Path,
+    out: &std::path::Path,
+    plan: &Plan,
+    receiver: &load::CallbackReceiver,
+) -> anyhow::Result<Eauthd> {
     let server = Eauthd::start(eauthd, out, plan, &receiver.url()).await?;
     eprintln!(
         "eauth-bench: {} users seeded in {:.1} s; eauthd (pid {}) at {}",
@@ -149,14 +181,22 @@ async fn run_once(
         server.pid,
         server.base_url
     );
-    let outcome = scenarios::run(&server, plan, scope).await;
+    Ok(server)
+}
+
+/// Stops `server` and reports what its scenarios measured.
+async fn finish(
+    server: Eauthd,
+    outcome: anyhow::Result<Vec<scenarios::ScenarioResult>>,
+    receiver: &load::CallbackReceiver,
+) -> anyhow::Result<RunReport> {
     let peak_rss_kib = server.peak_rss_kib();
-    let seed_seconds = server.seed_time.as_secs_f64();
+    let (users, seed_seconds) = (server.users, server.seed_time.as_secs_f64());
     let log = server.log_path();
     server.stop().await?;
     let scenarios = outcome.with_context(|| format!("eauthd's log: {}", log.display()))?;
     Ok(RunReport {
-        users: plan.users,
+        users,
         seed_seconds,
         peak_rss_kib,
         callbacks_received: receiver.received(),

@@ -30,14 +30,8 @@ pub(crate) struct Plan {
     pub(crate) instructions: bool,
 }
 
-/// Which scenarios.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// All six.
-    All,
-    /// The baseline, session-token and code verification: what `--scale` compares.
-    Scale,
-}
+/// Turns each service takes in `--scale`'s scenarios (see [`run_scale`]).
+const SCALE_ROUNDS: usize = 5;
 
 /// One scenario's numbers.
 #[derive(Debug, Clone, Serialize)]
@@ -127,42 +121,45 @@ struct Prepared {
     user: u64,
 }
 
-/// Runs the scenarios of `scope` against `server`.
-pub(crate) async fn run(
-    server: &Eauthd,
-    plan: &Plan,
-    scope: Scope,
-) -> anyhow::Result<Vec<ScenarioResult>> {
-    let clients = load::connect(plan.connections, &server.certificate, &server.base_url).await?;
-    let api = Arc::new(Api {
-        base_url: server.base_url.clone(),
-        client_id: server.credentials.client_id.clone(),
-        api_key: server.credentials.api_key.clone(),
-        users: plan.users,
-    });
+/// One service as the scenarios drive it: its process, keep-alive connections and API.
+struct Target<'s> {
+    server: &'s Eauthd,
+    clients: Vec<reqwest::Client>,
+    api: Arc<Api>,
+}
+
+impl<'s> Target<'s> {
+    async fn connect(server: &'s Eauthd, plan: &Plan) -> anyhow::Result<Self> {
+        Ok(Self {
+            server,
+            clients: load::connect(plan.connections, &server.certificate, &server.base_url).await?,
+            api: Arc::new(Api {
+                base_url: server.base_url.clone(),
+                client_id: server.credentials.client_id.clone(),
+                api_key: server.credentials.api_key.clone(),
+                users: server.users,
+            }),
+        })
+    }
+}
+
+/// Runs every scenario against `server`.
+pub(crate) async fn run(server: &Eauthd, plan: &Plan) -> anyhow::Result<Vec<ScenarioResult>> {
+    let target = Target::connect(server, plan).await?;
+    let api = &target.api;
     let secs = plan.duration.as_secs_f64();
     let mut results = Vec::new();
 
-    let baseline = measure(
-        &clients,
-        server,
-        plan,
-        BASELINE,
-        "GET /healthz",
-        None,
-        healthz(&api),
-    )
-    .await;
+    let baseline = measure(&target, plan, BASELINE, "GET /healthz", None, healthz(api)).await;
     let baseline_rps = baseline.requests_per_second;
     results.push(baseline);
     let session_token_result = measure(
-        &clients,
-        server,
+        &target,
         plan,
         SESSION_TOKEN,
         "POST session-token",
         Some(baseline_rps),
-        session_token(&api),
+        session_token(api),
     )
     .await;
     // Sessions are prepared through session-token, so its rate says how long preparing takes.
@@ -170,105 +167,221 @@ pub(crate) async fn run(
     // pools outlast the scenarios unless they get much faster than session-token.
     let sessions_per_run = session_token_result.requests_per_second * secs;
     results.push(session_token_result);
-    let mut finished_sessions = Vec::new();
-    if scope == Scope::All {
-        results.push(
-            measure(
-                &clients,
-                server,
-                plan,
-                "mfa/toggle",
-                "POST mfa/toggle ENABLE",
-                Some(baseline_rps),
-                toggle(&api),
-            )
-            .await,
-        );
-        let wanted =
-            ((sessions_per_run * 2.0) as usize).clamp(plan.connections * 4, MAX_PAGE_SESSIONS);
-        let users = api.users;
-        let pages = prepare(&clients, &api, wanted, false, move |_, rng| {
-            rng.below(users)
-        })
-        .await?;
-        finished_sessions.extend(pages.iter().map(|p| p.token.clone()));
-        results.push(
-            measure(
-                &clients,
-                server,
-                plan,
-                "sign-in page",
-                "GET /start-authentication",
-                Some(baseline_rps),
-                page(&api, pages),
-            )
-            .await,
-        );
-    }
+    results.push(
+        measure(
+            &target,
+            plan,
+            "mfa/toggle",
+            "POST mfa/toggle ENABLE",
+            Some(baseline_rps),
+            toggle(api),
+        )
+        .await,
+    );
+    let wanted = ((sessions_per_run * 2.0) as usize).clamp(plan.connections * 4, MAX_PAGE_SESSIONS);
+    let users = api.users;
+    let pages = prepare(&target, wanted, false, move |_, rng| rng.below(users)).await?;
+    let mut finished_sessions: Vec<String> = pages.iter().map(|p| p.token.clone()).collect();
+    results.push(
+        measure(
+            &target,
+            plan,
+            "sign-in page",
+            "GET /start-authentication",
+            Some(baseline_rps),
+            page(api, pages),
+        )
+        .await,
+    );
     // A distinct user for every code, so that no code is refused as a replay.
-    let wanted = ((sessions_per_run * 1.5) as u64).clamp(1, plan.users) as usize;
-    let users = plan.users;
-    let codes = prepare(&clients, &api, wanted, true, move |k, _| {
+    let wanted = ((sessions_per_run * 1.5) as u64).clamp(1, users) as usize;
+    let codes = prepare(&target, wanted, true, move |k, _| {
         (k as u64 * users) / wanted as u64
     })
     .await?;
     finished_sessions.extend(codes.iter().map(|p| p.token.clone()));
     results.push(
         measure(
-            &clients,
-            server,
+            &target,
             plan,
             CODE_VERIFICATION,
             "POST /start-authentication (code)",
             Some(baseline_rps),
-            verify(&api, codes),
+            verify(api, codes),
         )
         .await,
     );
-    if scope == Scope::All {
-        results.push(
-            measure(
-                &clients,
-                server,
-                plan,
-                "session-result",
-                "POST session-result",
-                Some(baseline_rps),
-                session_result(&api, finished_sessions),
-            )
-            .await,
-        );
-    }
+    results.push(
+        measure(
+            &target,
+            plan,
+            "session-result",
+            "POST session-result",
+            Some(baseline_rps),
+            session_result(api, finished_sessions),
+        )
+        .await,
+    );
     Ok(results)
+}
+
+/// `--scale`: the baseline, session-token and code verification on two services at once,
+/// `few` and `many` users, measured in turns ([`SCALE_ROUNDS`] each) so that both see the
+/// same minutes of a machine whose speed changes from one minute to the next: measured one
+/// after the other, the two baselines differed by a third and decided the comparison.
+/// Codes: each service verifies the same number, as many as the smaller one has users (a
+/// user's code counts once), a share in each turn.
+pub(crate) async fn run_scale(
+    few: &Eauthd,
+    many: &Eauthd,
+    plan: &Plan,
+) -> anyhow::Result<[Vec<ScenarioResult>; 2]> {
+    let targets = [
+        Target::connect(few, plan).await?,
+        Target::connect(many, plan).await?,
+    ];
+    let window = plan.duration / SCALE_ROUNDS as u32;
+    let timed = |job: &dyn Fn(&Arc<Api>) -> (Job, Option<usize>)| {
+        (0..SCALE_ROUNDS)
+            .map(|_| targets.iter().map(|t| (job(&t.api).0, window)).collect())
+            .collect::<Vec<_>>()
+    };
+    let baselines = measure_in_turns(
+        &targets,
+        BASELINE,
+        "GET /healthz",
+        [None, None],
+        timed(&healthz),
+        [None, None],
+    )
+    .await;
+    let base = [
+        Some(baselines[0].requests_per_second),
+        Some(baselines[1].requests_per_second),
+    ];
+    let tokens = measure_in_turns(
+        &targets,
+        SESSION_TOKEN,
+        "POST session-token",
+        base,
+        timed(&session_token),
+        [None, None],
+    )
+    .await;
+    let count = few.users.min(many.users) as usize;
+    let mut prepared = Vec::new();
+    for target in &targets {
+        let users = target.api.users;
+        let codes = prepare(target, count, true, move |k, _| {
+            (k as u64 * users) / count as u64
+        })
+        .await?;
+        prepared.push(codes);
+    }
+    let share = count.div_ceil(SCALE_ROUNDS).max(1);
+    let rounds = (0..SCALE_ROUNDS)
+        .map(|round| {
+            targets
+                .iter()
+                .zip(&prepared)
+                .map(|(target, codes)| {
+                    let turn = codes
+                        .iter()
+                        .skip(round * share)
+                        .take(share)
+                        .cloned()
+                        .collect();
+                    // Until its share is done: the turns of the two are of equal work.
+                    (verify(&target.api, turn).0, 10 * plan.duration)
+                })
+                .collect()
+        })
+        .collect();
+    let codes = measure_in_turns(
+        &targets,
+        CODE_VERIFICATION,
+        "POST /start-authentication (code)",
+        base,
+        rounds,
+        [None, None],
+    )
+    .await;
+    let [few_baseline, many_baseline] = baselines;
+    let [few_tokens, many_tokens] = tokens;
+    let [few_codes, many_codes] = codes;
+    Ok([
+        vec![few_baseline, few_tokens, few_codes],
+        vec![many_baseline, many_tokens, many_codes],
+    ])
 }
 
 /// Drives `job` for the plan's duration and summarises it.
 async fn measure(
-    clients: &[reqwest::Client],
-    server: &Eauthd,
+    target: &Target<'_>,
     plan: &Plan,
     name: &'static str,
     request: &'static str,
     baseline_rps: Option<f64>,
     (job, prepared): (Job, Option<usize>),
 ) -> ScenarioResult {
+    let [result] = measure_in_turns(
+        std::array::from_ref(target),
+        name,
+        request,
+        [baseline_rps],
+        vec![vec![(job, plan.duration)]],
+        [prepared],
+    )
+    .await;
+    result
+}
+
+/// Drives a scenario on each of `targets` in turns: in round `r`, `rounds[r][t]` (what to send,
+/// and for how long at most) on target `t`, one target after the other. Each target's windows
+/// add up to its result.
+async fn measure_in_turns<const N: usize>(
+    targets: &[Target<'_>; N],
+    name: &'static str,
+    request: &'static str,
+    baselines: [Option<f64>; N],
+    rounds: Vec<Vec<(Job, Duration)>>,
+    prepared: [Option<usize>; N],
+) -> [ScenarioResult; N] {
     eprintln!(
-        "eauth-bench: {name} ({request}) for {:.1} s",
-        plan.duration.as_secs_f64()
+        "eauth-bench: {name} ({request}) in {} turn(s) on {} service(s)",
+        rounds.len(),
+        targets.len()
     );
-    let pid = server.pid.to_string();
-    server.count_instructions_from_now().await;
-    let before = (load::cpu_time(&pid), load::cpu_time("self"));
-    let measured = load::drive(clients, plan.duration, job).await;
-    let used = |process: &str, before: Option<Duration>| {
-        Some(load::cpu_time(process)?.saturating_sub(before?))
-    };
-    let spent = Spent {
-        server: used(&pid, before.0),
-        generator: used("self", before.1),
-        server_instructions: server.instructions_counted().await,
-    };
-    summarise(name, request, &measured, &spent, baseline_rps, prepared)
+    let mut measured: [Measured; N] = std::array::from_fn(|_| Measured::empty());
+    let mut spent: [Spent; N] = std::array::from_fn(|_| Spent::nothing());
+    for round in rounds {
+        for (((target, (job, duration)), measured), spent) in
+            targets.iter().zip(round).zip(&mut measured).zip(&mut spent)
+        {
+            let pid = target.server.pid.to_string();
+            target.server.count_instructions_from_now().await;
+            let before = (load::cpu_time(&pid), load::cpu_time("self"));
+            measured.add(&load::drive(&target.clients, duration, job).await);
+            let used = |process: &str, before: Option<Duration>| {
+                Some(load::cpu_time(process)?.saturating_sub(before?))
+            };
+            spent.add(&Spent {
+                server: used(&pid, before.0),
+                generator: used("self", before.1),
+                server_instructions: target.server.instructions_counted().await,
+            });
+        }
+    }
+    std::array::from_fn(|t| {
+        summarise(
+            name,
+            request,
+            &measured[t],
+            &spent[t],
+            baselines[t],
+            prepared[t],
+        )
+    })
 }
 
 /// CPU time used during a scenario, where the system tells, and eauthd's instructions under
@@ -277,6 +390,26 @@ struct Spent {
     server: Option<Duration>,
     generator: Option<Duration>,
     server_instructions: Option<u64>,
+}
+
+impl Spent {
+    fn nothing() -> Self {
+        Self {
+            server: Some(Duration::ZERO),
+            generator: Some(Duration::ZERO),
+            server_instructions: Some(0),
+        }
+    }
+
+    /// Adds another window's: a total is known while every window's is.
+    fn add(&mut self, other: &Self) {
+        self.server = self.server.zip(other.server).map(|(a, b)| a + b);
+        self.generator = self.generator.zip(other.generator).map(|(a, b)| a + b);
+        self.server_instructions = self
+            .server_instructions
+            .zip(other.server_instructions)
+            .map(|(a, b)| a + b);
+    }
 }
 
 fn summarise(
@@ -465,8 +598,7 @@ fn session_result(api: &Arc<Api>, tokens: Vec<String>) -> (Job, Option<usize>) {
 /// `open_page`, also opens each one's sign-in page in a browser with the benchmark's cookie,
 /// for the form token a code is posted with. Not measured.
 async fn prepare(
-    clients: &[reqwest::Client],
-    api: &Arc<Api>,
+    target: &Target<'_>,
     count: usize,
     open_page: bool,
     user: impl Fn(usize, &mut load::Rng) -> u64 + Send + Sync + 'static,
@@ -478,7 +610,7 @@ async fn prepare(
     let prepared: Arc<Mutex<Vec<Option<Prepared>>>> = Arc::new(Mutex::new(vec![None; count]));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let next = Arc::new(AtomicUsize::new(0));
-    let (api, out, failed) = (api.clone(), prepared.clone(), failures.clone());
+    let (api, out, failed) = (target.api.clone(), prepared.clone(), failures.clone());
     let prepare_one: Job = Arc::new(move |client, rng| {
         let k = next.fetch_add(1, Ordering::Relaxed);
         if k >= count {
@@ -507,7 +639,7 @@ async fn prepare(
             }
         }))
     });
-    let measured = load::drive(clients, Duration::from_secs(24 * 3600), prepare_one).await;
+    let measured = load::drive(&target.clients, Duration::from_secs(24 * 3600), prepare_one).await;
     if measured.errors > 0 {
         let failures = failures.lock().expect("BUG: poisoned");
         bail!(

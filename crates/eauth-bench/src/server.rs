@@ -112,6 +112,8 @@ pub(crate) struct Eauthd {
     /// The self-signed certificate it generated, to trust.
     pub(crate) certificate: Vec<u8>,
     pub(crate) credentials: Credentials,
+    /// Enrolled users, seeded before it started.
+    pub(crate) users: u64,
     pub(crate) seed_time: Duration,
     log: PathBuf,
     _data_dir: tempfile::TempDir,
@@ -252,6 +254,7 @@ impl Eauthd {
             base_url,
             certificate,
             credentials,
+            users,
             seed_time,
             log,
             _data_dir: data_dir,
