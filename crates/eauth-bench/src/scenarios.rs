@@ -30,6 +30,9 @@ pub(crate) struct Plan {
     pub(crate) instructions: bool,
 }
 
+/// What a scenario sends, and how many prepared requests it has, if it has a set number.
+type Scenario = (Job, Option<usize>);
+
 /// Turns each service takes in `--scale`'s scenarios (see [`run_scale`]).
 const SCALE_ROUNDS: usize = 5;
 
@@ -241,7 +244,7 @@ pub(crate) async fn run_scale(
         Target::connect(many, plan).await?,
     ];
     let window = plan.duration / SCALE_ROUNDS as u32;
-    let timed = |job: &dyn Fn(&Arc<Api>) -> (Job, Option<usize>)| {
+    let timed = |job: fn(&Arc<Api>) -> Scenario| {
         (0..SCALE_ROUNDS)
             .map(|_| targets.iter().map(|t| (job(&t.api).0, window)).collect())
             .collect::<Vec<_>>()
@@ -251,7 +254,7 @@ pub(crate) async fn run_scale(
         BASELINE,
         "GET /healthz",
         [None, None],
-        timed(&healthz),
+        timed(healthz),
         [None, None],
     )
     .await;
@@ -264,7 +267,7 @@ pub(crate) async fn run_scale(
         SESSION_TOKEN,
         "POST session-token",
         base,
-        timed(&session_token),
+        timed(session_token),
         [None, None],
     )
     .await;
@@ -322,7 +325,7 @@ async fn measure(
     name: &'static str,
     request: &'static str,
     baseline_rps: Option<f64>,
-    (job, prepared): (Job, Option<usize>),
+    (job, prepared): Scenario,
 ) -> ScenarioResult {
     let [result] = measure_in_turns(
         std::array::from_ref(target),
@@ -473,7 +476,7 @@ fn job(
     Arc::new(f)
 }
 
-fn healthz(api: &Arc<Api>) -> (Job, Option<usize>) {
+fn healthz(api: &Arc<Api>) -> Scenario {
     let url = format!("{}/healthz", api.base_url);
     (
         job(move |client, _| Some(Box::pin(ok(client.get(&url))))),
@@ -481,7 +484,7 @@ fn healthz(api: &Arc<Api>) -> (Job, Option<usize>) {
     )
 }
 
-fn session_token(api: &Arc<Api>) -> (Job, Option<usize>) {
+fn session_token(api: &Arc<Api>) -> Scenario {
     let api = api.clone();
     (
         job(move |client, rng| {
@@ -492,7 +495,7 @@ fn session_token(api: &Arc<Api>) -> (Job, Option<usize>) {
     )
 }
 
-fn toggle(api: &Arc<Api>) -> (Job, Option<usize>) {
+fn toggle(api: &Arc<Api>) -> Scenario {
     let api = api.clone();
     (
         job(move |client, rng| {
@@ -517,7 +520,7 @@ fn take_each<T: Clone + Send + Sync + 'static>(
     move || items.get(next.fetch_add(1, Ordering::Relaxed)).cloned()
 }
 
-fn page(api: &Arc<Api>, sessions: Vec<Prepared>) -> (Job, Option<usize>) {
+fn page(api: &Arc<Api>, sessions: Vec<Prepared>) -> Scenario {
     let (api, count, next) = (api.clone(), sessions.len(), take_each(sessions));
     (
         job(move |client, _| {
@@ -529,7 +532,7 @@ fn page(api: &Arc<Api>, sessions: Vec<Prepared>) -> (Job, Option<usize>) {
     )
 }
 
-fn verify(api: &Arc<Api>, sessions: Vec<Prepared>) -> (Job, Option<usize>) {
+fn verify(api: &Arc<Api>, sessions: Vec<Prepared>) -> Scenario {
     let (api, count, next) = (api.clone(), sessions.len(), take_each(sessions));
     (
         job(move |client, _| {
@@ -570,7 +573,7 @@ fn verify(api: &Arc<Api>, sessions: Vec<Prepared>) -> (Job, Option<usize>) {
     )
 }
 
-fn session_result(api: &Arc<Api>, tokens: Vec<String>) -> (Job, Option<usize>) {
+fn session_result(api: &Arc<Api>, tokens: Vec<String>) -> Scenario {
     let api = api.clone();
     (
         job(move |client, rng| {
