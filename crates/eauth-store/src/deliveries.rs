@@ -55,7 +55,7 @@ impl Store {
         let mut seen = HashSet::new();
         batch.reverse();
         batch.retain(|recorded| seen.insert(recorded.id));
-        write_in!(self, conn => {
+        write_one!(self, conn => {
             let sql = format!(
                 "UPDATE callbacks SET status = v.column2,
                      next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),

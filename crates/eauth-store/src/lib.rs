@@ -124,6 +124,39 @@ macro_rules! write_in {
     }};
 }
 
+/// [`write_in!`] for a body that changes the database with one statement at most (it may read
+/// as it likes): on SQLite a job of the writer without a savepoint, on PostgreSQL outside a
+/// transaction, the statement atomic by itself. Two round trips less on PostgreSQL; on SQLite,
+/// no copy of the pages the job changes (see [`sqlite`]).
+macro_rules! write_one {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::db::Conn as _;
+        match &$store.pool {
+            Pool::Sqlite(_, sqlite) => {
+                sqlite
+                    .write_one(move |$conn: &mut $crate::sqlite::SqliteConn<'_>| {
+                        $crate::sqlite::now(async move {
+                            let result: Result<_> = $body;
+                            result
+                        })
+                    })
+                    .await
+            }
+            // Boxed, as in `write_in!`.
+            Pool::Postgres(pool) => {
+                Box::pin(async move {
+                    let mut connection = pool.acquire().await?;
+                    let $conn = &mut $crate::db::Pg(&mut *connection);
+                    let result: Result<_> = async move { $body }.await;
+                    result
+                })
+                .await
+            }
+        }
+    }};
+}
+
 /// Runs `$body` (as for [`write_in!`]) as a read: on SQLite on this thread, on PostgreSQL on a
 /// connection of the pool.
 macro_rules! read_in {
@@ -746,7 +779,7 @@ impl Store {
         sql: &'static str,
         args: Vec<db::Value<'static>>,
     ) -> Result<bool> {
-        let changed = write_in!(self, conn => conn.execute(sql, &args).await)?;
+        let changed = write_one!(self, conn => conn.execute(sql, &args).await)?;
         if let Pool::Sqlite(_, sqlite) = &self.pool {
             sqlite.applications().changed()?;
         }
@@ -920,7 +953,7 @@ impl Store {
     /// the same one while a lease holds.
     pub async fn claim_due_callback(&self, now: i64, lease_until: i64) -> Result<Option<Callback>> {
         // PostgreSQL skips rows another worker is claiming instead of waiting for them.
-        let row: Option<CallbackRow> = write_in!(self, conn => {
+        let row: Option<CallbackRow> = write_one!(self, conn => {
         let sql = match conn.dialect() {
             Dialect::Sqlite => concat!(
                 "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
@@ -949,7 +982,7 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<Callback>> {
-        let row: Option<CallbackRow> = write_in!(self, conn => conn.fetch_optional(concat!(
+        let row: Option<CallbackRow> = write_one!(self, conn => conn.fetch_optional(concat!(
             "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 ",
             "WHERE id = $3 AND status = 'PENDING' AND (lease_until IS NULL OR lease_until <= $1) ",
             "RETURNING ", callback_columns!()

@@ -44,7 +44,7 @@ impl Store {
         // it would one after the other.
         let mut seen = HashSet::new();
         opens.retain(|open| seen.insert(open.id));
-        write_in!(self, conn => {
+        write_one!(self, conn => {
             let sql = format!(
                 "UPDATE sessions SET signin_method = COALESCE(signin_method, v.column2),
                      source_ip = COALESCE(source_ip, v.column3)
@@ -90,7 +90,7 @@ impl Store {
     /// Inserts those of `sessions` whose users are enrolled and not locked, in one write;
     /// returns the ids inserted.
     async fn insert_sessions(&self, sessions: Vec<Session>) -> Result<HashSet<Uuid>> {
-        write_in!(self, conn => {
+        write_one!(self, conn => {
             let new_sessions = rows_source(conn.dialect(), &[Text, Text, Text, BigInt, BigInt]);
             let insert = format!(
                 "INSERT INTO sessions (id, client_id, email, status, created_at, expires_at)

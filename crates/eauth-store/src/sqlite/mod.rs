@@ -99,7 +99,7 @@ impl Sqlite {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?,
         };
-        let value = read(&mut SqliteConn(&connection));
+        let value = read(&mut SqliteConn::new(&connection));
         self.idle_readers().push(connection);
         value
     }
@@ -118,7 +118,17 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&mut SqliteConn<'_>) -> Result<T> + Send + 'static,
     {
-        self.writer.run(job).await
+        self.writer.run(writer::Atomicity::Savepoint, job).await
+    }
+
+    /// [`Sqlite::write`] for a job that changes the database with one statement at most: no
+    /// savepoint (see [`writer`]).
+    pub(crate) async fn write_one<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConn<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.run(writer::Atomicity::OneStatement, job).await
     }
 
     /// The applications read once per change (see [`applications`]).
@@ -134,36 +144,31 @@ impl Sqlite {
 }
 
 /// A SQLite connection, for statements written for both backends (see [`Conn`]).
-pub(crate) struct SqliteConn<'c>(&'c rusqlite::Connection);
+pub(crate) struct SqliteConn<'c> {
+    connection: &'c rusqlite::Connection,
+    /// Statements that changed the database since the writer last set this to 0.
+    changes: usize,
+}
+
+impl<'c> SqliteConn<'c> {
+    fn new(connection: &'c rusqlite::Connection) -> Self {
+        Self {
+            connection,
+            changes: 0,
+        }
+    }
+}
 
 impl SpeaksDialect for SqliteConn<'_> {
     const DIALECT: Dialect = Dialect::Sqlite;
 }
 
 impl SqliteConn<'_> {
-    /// `sql` prepared (once per connection), its `$n` placeholders bound to `args[n - 1]`.
-    fn prepared(
-        &self,
-        sql: &str,
-        args: &[Value<'_>],
-    ) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
-        let mut statement = self.0.prepare_cached(sql)?;
-        // SQLite numbers `$n` placeholders in the order they first appear, not by n.
-        for index in 1..=statement.parameter_count() {
-            let arg = statement
-                .parameter_name(index)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| args.get(n.checked_sub(1)?))
-                .ok_or_else(|| rusqlite::Error::InvalidParameterCount(index, args.len()))?;
-            statement.raw_bind_parameter(index, arg)?;
-        }
-        Ok(statement)
-    }
-
     /// [`Conn::execute`], synchronously.
     pub(crate) fn execute_now(&mut self, sql: &str, args: &[Value<'_>]) -> Result<u64> {
-        let changed = self.prepared(sql, args)?.raw_execute()?;
+        let mut statement = prepared(self.connection, sql, args)?;
+        let changed = statement.raw_execute()?;
+        self.changes += usize::from(!statement.readonly());
         Ok(u64::try_from(changed).unwrap_or(u64::MAX))
     }
 
@@ -173,12 +178,14 @@ impl SqliteConn<'_> {
         sql: &str,
         args: &[Value<'_>],
     ) -> Result<Vec<R>> {
-        let mut statement = self.prepared(sql, args)?;
+        let mut statement = prepared(self.connection, sql, args)?;
+        let changes = !statement.readonly();
         let mut rows = statement.raw_query();
         let mut all = Vec::new();
         while let Some(row) = rows.next()? {
             all.push(R::from_sqlite(row)?);
         }
+        self.changes += usize::from(changes);
         Ok(all)
     }
 
@@ -188,15 +195,39 @@ impl SqliteConn<'_> {
         sql: &str,
         args: &[Value<'_>],
     ) -> Result<Option<R>> {
-        let mut statement = self.prepared(sql, args)?;
+        let mut statement = prepared(self.connection, sql, args)?;
+        let changes = !statement.readonly();
         let mut rows = statement.raw_query();
-        Ok(rows.next()?.map(R::from_sqlite).transpose()?)
+        let row = rows.next()?.map(R::from_sqlite).transpose()?;
+        // A change with RETURNING is made whole at its first row: the others are only read.
+        self.changes += usize::from(changes);
+        Ok(row)
     }
 
     /// Runs statements that take no arguments, such as `BEGIN`.
     fn run(&mut self, sql: &str) -> rusqlite::Result<()> {
-        self.0.prepare_cached(sql)?.raw_execute().map(drop)
+        self.connection.prepare_cached(sql)?.raw_execute().map(drop)
     }
+}
+
+/// `sql` prepared (once per connection), its `$n` placeholders bound to `args[n - 1]`.
+fn prepared<'c>(
+    connection: &'c rusqlite::Connection,
+    sql: &str,
+    args: &[Value<'_>],
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    // SQLite numbers `$n` placeholders in the order they first appear, not by n.
+    for index in 1..=statement.parameter_count() {
+        let arg = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| args.get(n.checked_sub(1)?))
+            .ok_or_else(|| rusqlite::Error::InvalidParameterCount(index, args.len()))?;
+        statement.raw_bind_parameter(index, arg)?;
+    }
+    Ok(statement)
 }
 
 impl Conn for SqliteConn<'_> {
