@@ -85,41 +85,58 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs `$body` (the body of an async block that uses `$conn`, a [`db::Conn`], and evaluates
-/// to a `Result`) as one atomic, durable write: on SQLite as a job of the writer (see
-/// [`sqlite`] for the rule a job follows), on PostgreSQL in a transaction of its own. The body
-/// is compiled once per backend; on SQLite it runs on the writer's thread, so it owns what it
-/// uses.
+/// `$body` (the body of an async block that uses `$conn`, a [`db::Conn`], and evaluates to a
+/// `Result`) as the closure a SQLite connection runs, to its end at once ([`sqlite::now`]).
+macro_rules! sqlite_body {
+    ($conn:ident => $body:expr) => {
+        move |$conn: &mut $crate::sqlite::SqliteConn<'_>| {
+            $crate::sqlite::now(async move {
+                let result: Result<_> = $body;
+                result
+            })
+        }
+    };
+}
+
+/// `$body` (as for [`sqlite_body!`]) on a connection of PostgreSQL's pool, in a transaction
+/// (`tx`) or not (`connection`). Boxed: sqlx's futures are large, and an unboxed arm would make
+/// every caller's future as large, on SQLite too, to be moved at every await of every caller.
+macro_rules! postgres_body {
+    ($pool:expr, tx, $conn:ident => $body:expr) => {
+        Box::pin(async move {
+            let mut tx = $pool.begin().await?;
+            let value = {
+                let $conn = &mut $crate::db::Pg(&mut *tx);
+                let result: Result<_> = async move { $body }.await;
+                result
+            }?;
+            tx.commit().await?;
+            Ok(value)
+        })
+        .await
+    };
+    ($pool:expr, connection, $conn:ident => $body:expr) => {
+        Box::pin(async move {
+            let mut connection = $pool.acquire().await?;
+            let $conn = &mut $crate::db::Pg(&mut *connection);
+            let result: Result<_> = async move { $body }.await;
+            result
+        })
+        .await
+    };
+}
+
+/// Runs `$body` (as for [`sqlite_body!`]) as one atomic, durable write: on SQLite as a job of
+/// the writer (see [`sqlite`] for the rule a job follows), on PostgreSQL in a transaction of its
+/// own. The body is compiled once per backend; on SQLite it runs on the writer's thread, so it
+/// owns what it uses.
 macro_rules! write_in {
     ($store:expr, $conn:ident => $body:expr) => {{
         #[allow(unused_imports)]
         use $crate::db::Conn as _;
         match &$store.pool {
-            Pool::Sqlite(_, sqlite) => {
-                sqlite
-                    .write(move |$conn: &mut $crate::sqlite::SqliteConn<'_>| {
-                        $crate::sqlite::now(async move {
-                            let result: Result<_> = $body;
-                            result
-                        })
-                    })
-                    .await
-            }
-            // Boxed: sqlx's futures are large, and an unboxed arm would make every caller's
-            // future as large, on SQLite too, to be moved at every await of every caller.
-            Pool::Postgres(pool) => {
-                Box::pin(async move {
-                    let mut tx = pool.begin().await?;
-                    let value = {
-                        let $conn = &mut $crate::db::Pg(&mut *tx);
-                        let result: Result<_> = async move { $body }.await;
-                        result
-                    }?;
-                    tx.commit().await?;
-                    Ok(value)
-                })
-                .await
-            }
+            Pool::Sqlite(_, sqlite) => sqlite.write(sqlite_body!($conn => $body)).await,
+            Pool::Postgres(pool) => postgres_body!(pool, tx, $conn => $body),
         }
     }};
 }
@@ -133,53 +150,21 @@ macro_rules! write_one {
         #[allow(unused_imports)]
         use $crate::db::Conn as _;
         match &$store.pool {
-            Pool::Sqlite(_, sqlite) => {
-                sqlite
-                    .write_one(move |$conn: &mut $crate::sqlite::SqliteConn<'_>| {
-                        $crate::sqlite::now(async move {
-                            let result: Result<_> = $body;
-                            result
-                        })
-                    })
-                    .await
-            }
-            // Boxed, as in `write_in!`.
-            Pool::Postgres(pool) => {
-                Box::pin(async move {
-                    let mut connection = pool.acquire().await?;
-                    let $conn = &mut $crate::db::Pg(&mut *connection);
-                    let result: Result<_> = async move { $body }.await;
-                    result
-                })
-                .await
-            }
+            Pool::Sqlite(_, sqlite) => sqlite.write_one(sqlite_body!($conn => $body)).await,
+            Pool::Postgres(pool) => postgres_body!(pool, connection, $conn => $body),
         }
     }};
 }
 
-/// Runs `$body` (as for [`write_in!`]) as a read: on SQLite on this thread, on PostgreSQL on a
-/// connection of the pool.
+/// Runs `$body` (as for [`sqlite_body!`]) as a read: on SQLite on this thread, on PostgreSQL on
+/// a connection of the pool.
 macro_rules! read_in {
     ($store:expr, $conn:ident => $body:expr) => {{
         #[allow(unused_imports)]
         use $crate::db::Conn as _;
         match &$store.pool {
-            Pool::Sqlite(_, sqlite) => sqlite.read(|$conn: &mut $crate::sqlite::SqliteConn<'_>| {
-                $crate::sqlite::now(async move {
-                    let result: Result<_> = $body;
-                    result
-                })
-            }),
-            // Boxed, as in `write_in!`.
-            Pool::Postgres(pool) => {
-                Box::pin(async move {
-                    let mut connection = pool.acquire().await?;
-                    let $conn = &mut $crate::db::Pg(&mut *connection);
-                    let result: Result<_> = async move { $body }.await;
-                    result
-                })
-                .await
-            }
+            Pool::Sqlite(_, sqlite) => sqlite.read(sqlite_body!($conn => $body)),
+            Pool::Postgres(pool) => postgres_body!(pool, connection, $conn => $body),
         }
     }};
 }

@@ -361,6 +361,80 @@ mod tests {
         handle
     }
 
+    /// Runs `job` in one batch between an insert of 1 and an insert of 2: the three results,
+    /// and what is stored afterwards.
+    async fn around<T, F>(
+        atomicity: Atomicity,
+        job: F,
+    ) -> (Result<()>, Result<T>, Result<()>, Vec<i64>)
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConn<'_>) -> Result<T> + Send + 'static,
+    {
+        let (db, _dir) = database().await;
+        let db = std::sync::Arc::new(db);
+        let held = hold(&db).await;
+        held.started.await.expect("the holding job runs");
+        let before = queued(insert(&db, 1)).await;
+        let middle = queued({
+            let db = db.clone();
+            async move { db.writer.run(atomicity, job).await }
+        })
+        .await;
+        let after = queued(insert(&db, 2)).await;
+        held.release.send(()).expect("release");
+        let _ = held.done.await.expect("join");
+        let results = (
+            before.await.expect("join"),
+            middle.await.expect("join"),
+            after.await.expect("join"),
+        );
+        (results.0, results.1, results.2, stored(&db))
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
+        // A job that wrote before it failed: what it wrote must go with it, and only that.
+        let (before, failed, after, stored) = around(Atomicity::Savepoint, |conn| {
+            conn.execute_now("INSERT INTO t (v) VALUES (3)", &[])?;
+            conn.execute_now("INSERT INTO t (v) VALUES (1)", &[])?;
+            Ok(())
+        })
+        .await;
+        assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+        before.expect("the job before the failure commits");
+        after.expect("the job after the failure commits");
+        assert_eq!(stored, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_job_of_one_statement_that_fails_changes_nothing_and_its_batch_commits() {
+        let (before, failed, after, stored) = around(Atomicity::OneStatement, |conn| {
+            // Two rows, the second a duplicate: SQLite undoes the first itself.
+            conn.execute_now("INSERT INTO t (v) VALUES (5), (1)", &[])?;
+            Ok(())
+        })
+        .await;
+        assert!(matches!(failed, Err(StoreError::Conflict)), "{failed:?}");
+        before.expect("the job before commits");
+        after.expect("the job after commits");
+        assert_eq!(stored, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_job_of_one_statement_that_fails_after_its_change_takes_its_batch_down() {
+        let (before, failed, after, stored) = around(Atomicity::OneStatement, |conn| {
+            conn.execute_now("INSERT INTO t (v) VALUES (7)", &[])?;
+            conn.fetch_all_now::<(i64,)>("SELECT nothing FROM nowhere", &[])?;
+            Ok(())
+        })
+        .await;
+        assert!(failed.is_err());
+        assert!(before.is_err(), "rolled back with its batch");
+        after.expect("the job after runs in the next batch");
+        assert_eq!(stored, vec![2]);
+    }
+
     #[tokio::test]
     async fn writes_queued_together_all_commit_and_each_caller_gets_its_own_result() {
         let (db, _dir) = database().await;
@@ -380,51 +454,6 @@ mod tests {
             write.await.expect("join").expect("each write commits");
         }
         assert_eq!(stored(&db), (1..=50).collect::<Vec<_>>());
-    }
-
-    #[tokio::test]
-    async fn a_failed_job_is_rolled_back_alone_and_the_rest_of_its_batch_commits() {
-        let (db, _dir) = database().await;
-        let db = std::sync::Arc::new(db);
-        let held = hold(&db).await;
-        held.started.await.expect("the holding job runs");
-        let before = queued(insert(&db, 1)).await;
-        let failing = queued(insert(&db, 1)).await;
-        // A job that wrote before it failed: what it wrote must go with it.
-        let half_done = queued({
-            let db = db.clone();
-            async move {
-                db.write(|conn| {
-                    conn.execute_now("INSERT INTO t (v) VALUES (3)", &[])?;
-                    conn.execute_now("INSERT INTO t (v) VALUES (1)", &[])?;
-                    Ok(())
-                })
-                .await
-            }
-        })
-        .await;
-        let after = queued(insert(&db, 2)).await;
-        held.release.send(()).expect("release");
-        held.done
-            .await
-            .expect("join")
-            .expect("the holding job commits");
-        let (before, failing, half_done, after) = (
-            before.await.expect("join"),
-            failing.await.expect("join"),
-            half_done.await.expect("join"),
-            after.await.expect("join"),
-        );
-        // The second insert of 1 violates the primary key: it fails with its own error...
-        assert!(matches!(failing, Err(StoreError::Conflict)), "{failing:?}");
-        assert!(
-            matches!(half_done, Err(StoreError::Conflict)),
-            "{half_done:?}"
-        );
-        // ... and nothing else of its batch is lost.
-        before.expect("the job before the failure commits");
-        after.expect("the job after the failure commits");
-        assert_eq!(stored(&db), vec![1, 2]);
     }
 
     #[tokio::test]
@@ -456,71 +485,6 @@ mod tests {
         second.done.await.expect("join").expect("commit");
         write.await.expect("join").expect("commit");
         assert_eq!(stored(&db), vec![7]);
-    }
-
-    #[tokio::test]
-    async fn a_job_of_one_statement_that_fails_changes_nothing_and_its_batch_commits() {
-        let (db, _dir) = database().await;
-        let db = std::sync::Arc::new(db);
-        let held = hold(&db).await;
-        held.started.await.expect("the holding job runs");
-        let before = queued(insert(&db, 1)).await;
-        let failing = queued({
-            let db = db.clone();
-            async move {
-                db.write_one(|conn| {
-                    // Two rows, the second a duplicate: SQLite undoes the first itself.
-                    conn.execute_now("INSERT INTO t (v) VALUES (5), (1)", &[])?;
-                    Ok(())
-                })
-                .await
-            }
-        })
-        .await;
-        let after = queued(insert(&db, 2)).await;
-        held.release.send(()).expect("release");
-        held.done.await.expect("join").expect("commit");
-        assert!(matches!(
-            failing.await.expect("join"),
-            Err(StoreError::Conflict)
-        ));
-        before.await.expect("join").expect("the job before commits");
-        after.await.expect("join").expect("the job after commits");
-        assert_eq!(stored(&db), vec![1, 2]);
-    }
-
-    #[tokio::test]
-    async fn a_job_of_one_statement_that_fails_after_its_change_takes_its_batch_down() {
-        let (db, _dir) = database().await;
-        let db = std::sync::Arc::new(db);
-        let held = hold(&db).await;
-        held.started.await.expect("the holding job runs");
-        let before = queued(insert(&db, 1)).await;
-        let failing = queued({
-            let db = db.clone();
-            async move {
-                db.write_one(|conn| {
-                    conn.execute_now("INSERT INTO t (v) VALUES (7)", &[])?;
-                    conn.fetch_all_now::<(i64,)>("SELECT nothing FROM nowhere", &[])?;
-                    Ok(())
-                })
-                .await
-            }
-        })
-        .await;
-        let after = queued(insert(&db, 2)).await;
-        held.release.send(()).expect("release");
-        let _ = held.done.await.expect("join");
-        assert!(failing.await.expect("join").is_err());
-        assert!(
-            before.await.expect("join").is_err(),
-            "rolled back with its batch"
-        );
-        after
-            .await
-            .expect("join")
-            .expect("the job after runs in the next batch");
-        assert_eq!(stored(&db), vec![2]);
     }
 
     #[tokio::test]
