@@ -12,7 +12,7 @@ use eauth_core::{ApplicationName, ClientId, Email, SessionStatus, console::Audit
 use uuid::Uuid;
 
 use crate::{
-    Application, Callback, Pool, Result, Session, Store, StoreError,
+    Application, Callback, Pool, Result, Session, Store, StoreError, db,
     records::{ApplicationRow, CallbackRow, SessionRow, corrupt},
 };
 
@@ -267,15 +267,11 @@ fn limit_offset(page: PageRequest) -> (i64, i64) {
 impl Store {
     /// Creates a console account; [`StoreError::Conflict`] if the email has one already.
     pub async fn insert_account(&self, email: &Email, password_hash: &str, now: i64) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
+        let (email, password_hash) = (email.as_str().to_owned(), password_hash.to_owned());
+        write_one!(self, conn => conn.execute(
             "INSERT INTO console_accounts (email, password_hash, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(email.as_str())
-        .bind(password_hash)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(drop)?);
+            &args![email, password_hash, now],
+        ).await)?;
         Ok(())
     }
 
@@ -297,15 +293,11 @@ impl Store {
         email: &Email,
         now: i64,
     ) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
+        let (token_hash, email) = (token_hash.to_vec(), email.as_str().to_owned());
+        write_one!(self, conn => conn.execute(
             "INSERT INTO console_sessions (token_hash, email, created_at, last_seen_at) VALUES ($1, $2, $3, $3)",
-        )
-        .bind(token_hash.as_slice())
-        .bind(email.as_str())
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(drop)?);
+            &args![token_hash, email, now],
+        ).await)?;
         Ok(())
     }
 
@@ -317,57 +309,48 @@ impl Store {
         now: i64,
         cutoffs: SessionCutoffs,
     ) -> Result<Option<Email>> {
-        let email: Option<String> = on_pool!(self, pool => sqlx::query_scalar(
+        let token_hash = token_hash.to_vec();
+        let email: Option<(String,)> = write_one!(self, conn => conn.fetch_optional(
             "UPDATE console_sessions SET last_seen_at = $2
              WHERE token_hash = $1 AND last_seen_at > $3 AND created_at > $4 RETURNING email",
-        )
-        .bind(token_hash.as_slice())
-        .bind(now)
-        .bind(cutoffs.last_seen_after)
-        .bind(cutoffs.created_after)
-        .fetch_optional(pool)
-        .await?);
+            &args![token_hash, now, cutoffs.last_seen_after, cutoffs.created_after],
+        ).await)?;
         email
-            .map(|e| Email::parse(&e).map_err(|e| corrupt("session email", e)))
+            .map(|(e,)| Email::parse(&e).map_err(|e| corrupt("session email", e)))
             .transpose()
     }
 
     /// Ends a console session; `false` if there was none.
     pub async fn delete_console_session(&self, token_hash: &[u8; 32]) -> Result<bool> {
-        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
-            .bind(token_hash.as_slice())
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let token_hash = token_hash.to_vec();
+        let deleted = write_one!(self, conn => conn.execute(
+            "DELETE FROM console_sessions WHERE token_hash = $1",
+            &args![token_hash],
+        ).await)?;
         Ok(deleted == 1)
     }
 
     /// Forgets expired console sessions; returns how many.
     pub async fn prune_console_sessions(&self, cutoffs: SessionCutoffs) -> Result<u64> {
-        Ok(on_pool!(self, pool => sqlx::query(
+        write_one!(self, conn => conn.execute(
             "DELETE FROM console_sessions WHERE last_seen_at <= $1 OR created_at <= $2",
-        )
-        .bind(cutoffs.last_seen_after)
-        .bind(cutoffs.created_after)
-        .execute(pool)
-        .await?
-        .rows_affected()))
+            &args![cutoffs.last_seen_after, cutoffs.created_after],
+        ).await)
     }
 
     /// Counts one failed sign-in under each of `keys`.
     pub async fn record_signin_failure(&self, keys: &[String], now: i64) -> Result<()> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for key in keys {
-                sqlx::query("INSERT INTO console_signin_failures (throttle_key, failed_at) VALUES ($1, $2)")
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+        let keys = keys.to_vec();
+        write_in!(self, conn => {
+            for key in &keys {
+                conn.execute(
+                    "INSERT INTO console_signin_failures (throttle_key, failed_at) VALUES ($1, $2)",
+                    &args![key, now],
+                )
+                .await?;
             }
-            tx.commit().await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Failed sign-ins counted under `key` after `since`.
@@ -384,23 +367,20 @@ impl Store {
 
     /// Forgets the failures counted under `key` (after a successful sign-in).
     pub async fn clear_signin_failures(&self, key: &str) -> Result<()> {
-        on_pool!(self, pool => sqlx::query("DELETE FROM console_signin_failures WHERE throttle_key = $1")
-            .bind(key)
-            .execute(pool)
-            .await
-            .map(drop)?);
+        let key = key.to_owned();
+        write_one!(self, conn => conn.execute(
+            "DELETE FROM console_signin_failures WHERE throttle_key = $1",
+            &args![key],
+        ).await)?;
         Ok(())
     }
 
     /// Forgets failures at or before `before`, which no window counts any more.
     pub async fn prune_signin_failures(&self, before: i64) -> Result<u64> {
-        Ok(
-            on_pool!(self, pool => sqlx::query("DELETE FROM console_signin_failures WHERE failed_at <= $1")
-            .bind(before)
-            .execute(pool)
-            .await?
-            .rows_affected()),
-        )
+        write_one!(self, conn => conn.execute(
+            "DELETE FROM console_signin_failures WHERE failed_at <= $1",
+            &args![before],
+        ).await)
     }
 
     /// The applications `owner` created in the console, oldest first.
@@ -516,15 +496,12 @@ impl Store {
     /// Clears a user's failures and lock, as a successful sign-in would; the secret and the
     /// replay state stay. `false` if the user is not enrolled.
     pub async fn unlock_enrollment(&self, client_id: ClientId, email: &Email) -> Result<bool> {
-        let changed = on_pool!(self, pool => sqlx::query(
+        let email = email.as_str().to_owned();
+        let changed = write_one!(self, conn => conn.execute(
             "UPDATE enrollments SET consecutive_failures = 0, last_failure_at = NULL, locked_at = NULL
              WHERE client_id = $1 AND email = $2",
-        )
-        .bind(client_id.to_string())
-        .bind(email.as_str())
-        .execute(pool)
-        .await?
-        .rows_affected());
+            &args![client_id.to_string(), email],
+        ).await)?;
         Ok(changed == 1)
     }
 
@@ -601,17 +578,12 @@ impl Store {
     /// (the worker's next pass). `false` if it is not the application's, was delivered, or is
     /// being delivered right now (its lease holds: that attempt is already the next one).
     pub async fn requeue_callback(&self, client_id: ClientId, id: Uuid, now: i64) -> Result<bool> {
-        let changed = on_pool!(self, pool => sqlx::query(
+        let changed = write_one!(self, conn => conn.execute(
             "UPDATE callbacks SET status = 'PENDING', next_attempt_at = $3
              WHERE id = $1 AND client_id = $2 AND status IN ('PENDING', 'FAILED')
                AND (lease_until IS NULL OR lease_until <= $3)",
-        )
-        .bind(id.to_string())
-        .bind(client_id.to_string())
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected());
+            &args![id.to_string(), client_id.to_string(), now],
+        ).await)?;
         Ok(changed == 1)
     }
 
@@ -648,21 +620,22 @@ impl Store {
 
     /// Adds an entry to the audit log.
     pub async fn insert_audit(&self, entry: &NewAuditEntry<'_>, now: i64) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(
+        let row: Vec<db::Value<'static>> = args![
+            Uuid::now_v7().to_string(),
+            now,
+            entry.actor.as_str().to_owned(),
+            entry.action.as_str(),
+            entry.application.map(|(id, _)| id.to_string()),
+            entry.application.map(|(_, name)| name.as_str().to_owned()),
+            entry.detail.map(str::to_owned),
+            entry.source_ip.to_string()
+        ]
+        .into();
+        write_one!(self, conn => conn.execute(
             "INSERT INTO console_audit (id, at, actor_email, action, client_id, application_name, detail, source_ip)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(now)
-        .bind(entry.actor.as_str())
-        .bind(entry.action.as_str())
-        .bind(entry.application.map(|(id, _)| id.to_string()))
-        .bind(entry.application.map(|(_, name)| name.as_str()))
-        .bind(entry.detail)
-        .bind(entry.source_ip.to_string())
-        .execute(pool)
-        .await
-        .map(drop)?);
+            &row,
+        ).await)?;
         Ok(())
     }
 

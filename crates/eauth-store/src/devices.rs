@@ -243,13 +243,10 @@ impl Store {
 
     /// Forgets the registration throttle's windows that ended before `now`; returns how many.
     pub async fn prune_registration_failures(&self, now: i64) -> Result<u64> {
-        Ok(on_pool!(self, pool => sqlx::query(
+        write_one!(self, conn => conn.execute(
             "DELETE FROM registration_failures WHERE window_ends_at < $1",
-        )
-        .bind(now)
-        .execute(pool)
-        .await?
-        .rows_affected()))
+            &args![now],
+        ).await)
     }
 
     /// The device with this id.
@@ -299,13 +296,9 @@ impl Store {
     /// another application, so a console cannot remove devices outside the application it
     /// checked the account's ownership of.
     pub async fn delete_device(&self, client_id: ClientId, id: DeviceId) -> Result<Option<Device>> {
-        let row: Option<DeviceRow> = on_pool!(self, pool => sqlx::query_as(concat!(
+        let row: Option<DeviceRow> = write_one!(self, conn => conn.fetch_optional(concat!(
             "DELETE FROM devices WHERE id = $1 AND client_id = $2 RETURNING ", device_columns!()
-        ))
-        .bind(id.to_string())
-        .bind(client_id.to_string())
-        .fetch_optional(pool)
-        .await?);
+        ), &args![id.to_string(), client_id.to_string()]).await)?;
         row.map(Device::try_from).transpose()
     }
 
@@ -313,27 +306,21 @@ impl Store {
     /// `false`, with nothing written, if it had used it already: a replay. The primary key
     /// decides, so two processes receiving the same request cannot both accept it.
     pub async fn remember_nonce(&self, signer: &str, nonce: &str, expires_at: i64) -> Result<bool> {
-        let inserted = on_pool!(self, pool => sqlx::query(
+        let (signer, nonce) = (signer.to_owned(), nonce.to_owned());
+        let inserted = write_one!(self, conn => conn.execute(
             "INSERT INTO app_nonces (signer, nonce, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (signer, nonce) DO NOTHING",
-        )
-        .bind(signer)
-        .bind(nonce)
-        .bind(expires_at)
-        .execute(pool)
-        .await?
-        .rows_affected());
+            &args![signer, nonce, expires_at],
+        ).await)?;
         Ok(inserted == 1)
     }
 
     /// Forgets the nonces of requests that can no longer be fresh at `now`; returns how many.
     pub async fn prune_nonces(&self, now: i64) -> Result<u64> {
-        let deleted = on_pool!(self, pool => sqlx::query("DELETE FROM app_nonces WHERE expires_at < $1")
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(deleted)
+        write_one!(self, conn => conn.execute(
+            "DELETE FROM app_nonces WHERE expires_at < $1",
+            &args![now],
+        ).await)
     }
 
     /// The number a pending sign-in shows: `candidate` the first time it is asked, the same
@@ -343,16 +330,13 @@ impl Store {
         session_id: Uuid,
         candidate: MatchNumber,
     ) -> Result<Option<MatchNumber>> {
-        let stored: Option<Option<i32>> = on_pool!(self, pool => sqlx::query_scalar(
+        let stored: Option<(Option<i32>,)> = write_one!(self, conn => conn.fetch_optional(
             "UPDATE sessions SET push_number = COALESCE(push_number, $2)
              WHERE id = $1 AND status = 'PENDING' RETURNING push_number",
-        )
-        .bind(session_id.to_string())
-        .bind(i32::from(candidate.get()))
-        .fetch_optional(pool)
-        .await?);
+            &args![session_id.to_string(), i32::from(candidate.get())],
+        ).await)?;
         stored
-            .flatten()
+            .and_then(|(number,)| number)
             .map(|n| MatchNumber::new(n.into()).ok_or_else(|| corrupt("push_number", n)))
             .transpose()
     }

@@ -68,8 +68,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 enum Pool {
-    /// The store's statements on rusqlite (see [`sqlite`]); what is not yet written for both
-    /// backends, and the migrations, on sqlx's pool.
+    /// The store's statements on rusqlite (see [`sqlite`]); the reads not yet written for
+    /// both backends on sqlx's pool, read-only.
     Sqlite(SqlitePool, std::sync::Arc<sqlite::Sqlite>),
     Postgres(PgPool),
 }
@@ -624,12 +624,23 @@ impl Store {
                 // Statement journals of multi-row writes in memory, not in temporary files
                 // opened and deleted for each.
                 .pragma("temp_store", "memory");
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+            let migrating = SqlitePoolOptions::new()
+                .max_connections(1)
                 .connect_with(options.clone())
                 .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&migrating)
+                .await?;
+            migrating.close().await;
             let sqlite = sqlite::Sqlite::open(options.get_filename())?;
+            // Read-only: every write goes through the writer's thread. A write on a connection
+            // of its own would wait for the write lock, which the writer under load releases
+            // for microseconds between batches, then hold up the writer in turn (the worker's
+            // prunes waited over a second, then stalled every write behind them).
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.read_only(true))
+                .await?;
             Pool::Sqlite(pool, std::sync::Arc::new(sqlite))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -670,44 +681,42 @@ impl Store {
         candidate: StoredSessionKey,
         now: i64,
     ) -> Result<StoredSessionKey> {
-        let row: StoredSessionKeyRow = on_pool!(self, pool => {
-            sqlx::query(
+        let row: Option<StoredSessionKeyRow> = write_in!(self, conn => {
+            conn.execute(
                 "INSERT INTO session_keys (slot, kid, sealed_secret, created_at) VALUES (0, $1, $2, $3)
                  ON CONFLICT (slot) DO NOTHING",
+                &args![candidate.kid, candidate.sealed_secret, now],
             )
-            .bind(&candidate.kid)
-            .bind(&candidate.sealed_secret)
-            .bind(now)
-            .execute(pool)
             .await?;
-            sqlx::query_as("SELECT kid, sealed_secret FROM session_keys WHERE slot = 0")
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(row.into())
+            conn.fetch_optional("SELECT kid, sealed_secret FROM session_keys WHERE slot = 0", &[])
+                .await
+        })?;
+        row.map(Into::into)
+            .ok_or_else(|| StoreError::Corrupt("the session key was stored and is gone".to_owned()))
     }
 
     /// Registers an application.
     pub async fn insert_application(&self, app: &Application) -> Result<()> {
         let (ips, redirects) = settings_json(app);
-        on_pool!(self, pool => sqlx::query(
+        let row: Vec<db::Value<'static>> = args![
+            app.client_id.to_string(),
+            app.name.as_str().to_owned(),
+            app.owner.as_ref().map(|owner| owner.as_str().to_owned()),
+            ips,
+            redirects,
+            app.callback_url.to_string(),
+            app.api_key_hash.as_bytes().to_vec(),
+            app.sealed_callback_secret.clone(),
+            app.active,
+            app.created_at
+        ]
+        .into();
+        write_one!(self, conn => conn.execute(
             "INSERT INTO applications (client_id, name, owner_email, ip_allow_list, redirect_uris,
                  callback_url, api_key_hash, sealed_callback_secret, active, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        )
-        .bind(app.client_id.to_string())
-        .bind(app.name.as_str())
-        .bind(app.owner.as_ref().map(Email::as_str))
-        .bind(&ips)
-        .bind(&redirects)
-        .bind(app.callback_url.to_string())
-        .bind(app.api_key_hash.as_bytes().as_slice())
-        .bind(&app.sealed_callback_secret)
-        .bind(app.active)
-        .bind(app.created_at)
-        .execute(pool)
-        .await
-        .map(drop)?);
+            &row,
+        ).await)?;
         Ok(())
     }
 

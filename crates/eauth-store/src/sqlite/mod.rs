@@ -263,6 +263,31 @@ mod tests {
 
     use crate::Store;
 
+    /// Every write goes through the writer's thread: one made beside it would wait for the
+    /// write lock, then hold the writer up. The other driver's pool cannot write at all.
+    #[tokio::test]
+    async fn only_the_writer_writes() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("eauth.db").display());
+        let store = Store::connect(&url).await.expect("store");
+        let crate::Pool::Sqlite(pool, _) = &store.pool else {
+            unreachable!("a SQLite URL")
+        };
+        let refused = sqlx::query("DELETE FROM app_nonces").execute(pool).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("readonly")),
+            "{refused:?}"
+        );
+        assert!(
+            store
+                .remember_nonce("signer", "nonce", 1)
+                .await
+                .expect("through the writer")
+        );
+    }
+
     /// Migration 0010 rebuilds sessions and enrollments with foreign keys off: what pointed at
     /// them must still point at them, with every column, and still go when they go.
     #[tokio::test]
