@@ -10,9 +10,9 @@
 //! takes SQLite a few µs from its page cache, less than a wake-up, so reads run where they are
 //! asked for. Writes wait for an fsync, so they go to the writer's thread, a batch at a time.
 //!
-//! What is not yet written against [`Conn`] (the console, the app API's reads) still runs on
-//! sqlx's pool beside this, as do the migrations; both drivers use the one SQLite library
-//! linked into the process, so their locks see each other.
+//! The reads not yet written against [`Conn`] (the console's, the app API's) still run on
+//! sqlx's pool beside this, read-only, and the migrations before it; both drivers use the one
+//! SQLite library linked into the process, so their locks see each other.
 
 mod applications;
 mod writer;
@@ -32,8 +32,8 @@ use crate::{
     db::{Conn, Row, Value},
 };
 
-/// How long a connection waits for another's write lock before it gives up: sqlx's pool
-/// writes beside the writer, and another process may use the file.
+/// How long a connection waits for another's lock before it gives up: another process may
+/// use the file (`eauthd admin`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Statements kept prepared per connection: every statement of the hot paths, with room.
