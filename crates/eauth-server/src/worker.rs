@@ -137,8 +137,13 @@ pub(crate) async fn deliver_claimed(
     });
 }
 
+/// Delivers a callback that the caller holds (claimed), and records the result.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %callback.client_id, attempt = callback.attempts))]
-async fn attempt(state: &AppState, callback: Callback, now: i64) -> anyhow::Result<DeliveryResult> {
+pub(crate) async fn attempt(
+    state: &AppState,
+    callback: Callback,
+    now: i64,
+) -> anyhow::Result<DeliveryResult> {
     let outcome = match state.store.application(callback.client_id).await {
         Ok(Some(application)) => send(state, &application, &callback, now).await,
         Ok(None) => Err("the application no longer exists".to_owned()),

@@ -14,8 +14,8 @@ use eauth_core::{
 use uuid::Uuid;
 
 use crate::{
-    Dialect, Enrollment, Pool, Result, Session, Store, StoreError, finish_noted, locked_enrollment,
-    locked_session, numbered, records::corrupt,
+    Callback, Dialect, Enrollment, Pool, Result, Session, Store, StoreError, finish_noted,
+    locked_enrollment, locked_session, numbered, records::corrupt,
 };
 
 /// Users per statement of [`Store::devices_of_users`]: far below both drivers' parameter
@@ -125,6 +125,9 @@ pub enum PushAttempt {
         verdict: PushVerdict,
         /// The session after the decision.
         session: Session,
+        /// The callback of a decision that finished the sign-in, written claimed by the
+        /// caller (see [`Store::push_decision`]).
+        callback: Option<Callback>,
     },
 }
 
@@ -382,12 +385,17 @@ impl Store {
     /// and show a number; `judge` rules, and its verdict is written in the same transaction:
     /// a wrong number counted, or the session finished (APPROVED or REJECTED) with its
     /// callback. A sign-in past its lifetime is finished as TIMEOUT instead, never approved.
+    ///
+    /// A decision's callback is written already claimed until `lease_until`, its first
+    /// delivery attempt counted, and returned: the caller delivers it at once, and the worker
+    /// only if the lease runs out (as for a code, see [`Store::attempt`]).
     pub async fn push_decision(
         &self,
         session_id: Uuid,
         device_id: DeviceId,
         now: i64,
         session_token: &str,
+        lease_until: i64,
         judge: impl FnOnce(MatchNumber, &Session, &Enrollment) -> PushVerdict + Send + 'static,
     ) -> Result<PushAttempt> {
         let session_token = session_token.to_owned();
@@ -411,7 +419,7 @@ impl Store {
                 return Ok(PushAttempt::NotPending(session));
             }
             if session.expires_at <= now {
-                finish_noted(tx, &mut session, SessionStatus::TimedOut, now, &session_token).await?;
+                finish_noted(tx, &mut session, SessionStatus::TimedOut, now, &session_token, None).await?;
                 return Ok(PushAttempt::NotPending(session));
             }
             let Some(enrollment) = locked_enrollment(tx, session.client_id, &session.email).await? else {
@@ -441,10 +449,13 @@ impl Store {
                 PushVerdict::WrongNumber { .. } => None,
                 PushVerdict::Rejected(_) => Some(SessionStatus::Rejected),
             };
-            if let Some(status) = finish_as {
-                finish_noted(tx, &mut session, status, now, &session_token).await?;
-            }
-            Ok(PushAttempt::Judged { verdict, session })
+            let callback = match finish_as {
+                Some(status) => {
+                    finish_noted(tx, &mut session, status, now, &session_token, Some(lease_until)).await?
+                }
+                None => None,
+            };
+            Ok(PushAttempt::Judged { verdict, session, callback })
         })
     }
 }

@@ -428,14 +428,16 @@ async fn insert_callbacks<C: db::Conn>(
     Ok(())
 }
 
-/// Finishes a pending session with `status` and writes its callback (carrying `token`);
-/// the callback, if the session was pending (else nothing is written).
+/// Finishes a pending session with `status` and writes its callback (carrying `token`),
+/// claimed until `lease` if given (its first attempt counted: the caller delivers it); the
+/// callback, if the session was pending (else nothing is written).
 async fn finish<C: db::Conn>(
     conn: &mut C,
     session: &Session,
     status: SessionStatus,
     now: i64,
     token: &str,
+    lease: Option<i64>,
 ) -> Result<Option<Callback>> {
     let finished = conn
         .execute(
@@ -456,8 +458,8 @@ async fn finish<C: db::Conn>(
     }
     let mut finished = session.clone();
     finished.status = status;
-    let callback = Callback::new(&finished, token.to_owned(), now, None);
-    insert_callbacks(conn, &[(callback.clone(), None)]).await?;
+    let callback = Callback::new(&finished, token.to_owned(), now, lease);
+    insert_callbacks(conn, &[(callback.clone(), lease)]).await?;
     Ok(Some(callback))
 }
 
@@ -468,11 +470,12 @@ async fn finish_noted<C: db::Conn>(
     status: SessionStatus,
     now: i64,
     token: &str,
-) -> Result<()> {
-    finish(conn, session, status, now, token).await?;
+    lease: Option<i64>,
+) -> Result<Option<Callback>> {
+    let callback = finish(conn, session, status, now, token, lease).await?;
     session.status = status;
     session.finished_at = Some(now);
-    Ok(())
+    Ok(callback)
 }
 
 /// Reads a session and holds its row until the transaction ends: SQLite's writer holds the
@@ -926,7 +929,7 @@ impl Store {
         session_token: &str,
     ) -> Result<bool> {
         let (session, session_token) = (session.clone(), session_token.to_owned());
-        write_in!(self, conn => Ok(finish(conn, &session, status, now, &session_token).await?.is_some()))
+        write_in!(self, conn => Ok(finish(conn, &session, status, now, &session_token, None).await?.is_some()))
     }
 
     /// Pending sessions whose lifetime ended at or before `now`, oldest first.

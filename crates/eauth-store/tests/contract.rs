@@ -1898,7 +1898,7 @@ async fn push_decisions_reach_only_the_devices_own_offered_sign_ins(store: Store
         let store = store.clone();
         async move {
             store
-                .push_decision(session, device, NOW + 1, "tok", never_judged)
+                .push_decision(session, device, NOW + 1, "tok", NOW + 15, never_judged)
                 .await
                 .expect("decide")
         }
@@ -1959,6 +1959,7 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
             device.id,
             NOW,
             "tok",
+            NOW + 15,
             move |offered, session, _| {
                 assert_eq!(
                     (offered, session.push_number),
@@ -1969,12 +1970,17 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
         )
         .await
         .expect("decide");
-    let PushAttempt::Judged { verdict, session } = attempt else {
+    let PushAttempt::Judged {
+        verdict,
+        session,
+        callback,
+    } = attempt
+    else {
         panic!("judged: {attempt:?}");
     };
     assert_eq!(
-        (verdict, session.push_failures, session.status),
-        (wrong, 1, SessionStatus::Pending)
+        (verdict, session.push_failures, session.status, callback),
+        (wrong, 1, SessionStatus::Pending, None)
     );
     assert!(
         store
@@ -1991,6 +1997,7 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
             device.id,
             NOW + 1,
             "tok",
+            NOW + 15,
             move |_, session, _| {
                 assert_eq!(session.push_failures, 1);
                 rejected
@@ -1998,12 +2005,19 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
         )
         .await
         .expect("decide");
-    let PushAttempt::Judged { session, .. } = attempt else {
+    let PushAttempt::Judged {
+        session, callback, ..
+    } = attempt
+    else {
         panic!("judged: {attempt:?}");
     };
     assert_eq!(
         (session.status, session.push_failures),
         (SessionStatus::Rejected, 2)
+    );
+    assert!(
+        callback.is_some_and(|c| !c.approved && c.attempts == 1),
+        "a denial's callback is delivered at once too"
     );
     let stored = stored_session(&store, pending.id).await;
     assert_eq!(
@@ -2014,7 +2028,14 @@ async fn wrong_numbers_count_and_the_last_one_rejects_with_a_callback(store: Sto
     assert!(!callback.approved);
     assert!(matches!(
         store
-            .push_decision(pending.id, device.id, NOW + 2, "tok", never_judged)
+            .push_decision(
+                pending.id,
+                device.id,
+                NOW + 2,
+                "tok",
+                NOW + 15,
+                never_judged
+            )
             .await
             .expect("decide"),
         PushAttempt::NotPending(_)
@@ -2038,19 +2059,55 @@ async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failure
         .await
         .expect("offer");
     let attempt = store
-        .push_decision(pending.id, device.id, NOW + 1, "tok", |_, _, enrollment| {
-            assert_eq!(enrollment.consecutive_failures, 1);
-            PushVerdict::Approved
-        })
+        .push_decision(
+            pending.id,
+            device.id,
+            NOW + 1,
+            "tok",
+            NOW + 15,
+            |_, _, enrollment| {
+                assert_eq!(enrollment.consecutive_failures, 1);
+                PushVerdict::Approved
+            },
+        )
         .await
         .expect("decide");
-    let PushAttempt::Judged { session, .. } = attempt else {
+    let PushAttempt::Judged {
+        session, callback, ..
+    } = attempt
+    else {
         panic!("judged: {attempt:?}");
     };
     assert_eq!(session.status, SessionStatus::Approved);
-    let callback = written_callback(&store, pending.id).await;
+    let callback = callback.expect("the approval's callback, to deliver");
+    assert_eq!(callback, written_callback(&store, pending.id).await);
     assert!(callback.approved);
     assert_eq!(callback.session_token, "tok");
+    // Written claimed, its first attempt counted: no worker sends it while the caller does.
+    assert_eq!(callback.attempts, 1);
+    assert_eq!(
+        store
+            .claim_callback(callback.id, NOW + 14, NOW + 30)
+            .await
+            .expect("claim"),
+        None
+    );
+    assert!(
+        store
+            .claim_due_callback(NOW + 14, NOW + 30)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .claim_due_callback(NOW + 15, NOW + 30)
+            .await
+            .expect("claim")
+            .map(|c| (c.id, c.attempts)),
+        Some((callback.id, 2)),
+        "once the lease runs out, the worker sends it"
+    );
     assert_eq!(
         enrollment_of(&store, &pending).await.consecutive_failures,
         0
@@ -2069,6 +2126,7 @@ async fn a_decision_after_expiry_times_the_sign_in_out_unjudged(store: Store) {
             device.id,
             pending.expires_at,
             "tok",
+            NOW + 15,
             never_judged,
         )
         .await

@@ -9,11 +9,8 @@ use axum::{
     extract::{Path, Query, State, rejection::QueryRejection},
     response::Response,
 };
-use eauth_core::{
-    SessionStatus,
-    push::{self, PushDecision, PushVerdict, RejectReason},
-};
-use eauth_store::{Device, PendingSignin, PushAttempt};
+use eauth_core::push::{self, PushDecision, PushVerdict, RejectReason};
+use eauth_store::{Callback, Device, PendingSignin, PushAttempt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::json;
@@ -129,13 +126,15 @@ async fn decide(
     };
     // The callback carries the session's token; HS256 rebuilds it from the session.
     let token = state.keyring.token_for(&session.claims());
+    let now = state.clock.now();
     let attempt = state
         .store
         .push_decision(
             id,
             device.id,
-            state.clock.now(),
+            now,
             &token,
+            now + worker::LEASE_SECS,
             move |number, session, enrollment| {
                 push::judge(
                     number,
@@ -146,7 +145,7 @@ async fn decide(
             },
         )
         .await?;
-    let (verdict, session) = match attempt {
+    let (verdict, session, callback) = match attempt {
         PushAttempt::DeviceGone => return Err(AppApiError::UnknownDevice),
         PushAttempt::NotFound => return Err(AppApiError::NotFound),
         PushAttempt::NotPending(session) => {
@@ -154,16 +153,20 @@ async fn decide(
             state.wakeup.wake();
             return Err(AppApiError::SigninFinished(session.status));
         }
-        PushAttempt::Judged { verdict, session } => (verdict, session),
+        PushAttempt::Judged {
+            verdict,
+            session,
+            callback,
+        } => (verdict, session, callback),
     };
-    if session.status != SessionStatus::Pending {
+    if let Some(callback) = callback {
         tracing::info!(
             client_id = %session.client_id,
             ?verdict,
             status = session.status.as_str(),
             "sign-in decided on a device"
         );
-        deliver(state, id).await?;
+        deliver(state, callback);
     }
     match verdict {
         PushVerdict::Approved | PushVerdict::Rejected(RejectReason::Denied) => {
@@ -182,16 +185,15 @@ async fn decide(
 }
 
 /// Starts sending the finished sign-in's callback at once, as the sign-in page does after a
-/// code; the page, polling, waits for its first attempt before it moves on.
-async fn deliver(state: &AppState, session_id: Uuid) -> Result<(), AppApiError> {
-    if let Some(callback) = state.store.callback_of_session(session_id).await? {
-        let background = state.clone();
-        tokio::spawn(async move {
-            if let Err(error) = worker::deliver_now(&background, callback.id).await {
-                tracing::error!(error = ?error, "cannot deliver a callback now; the worker retries");
-                background.wakeup.wake();
-            }
-        });
-    }
-    Ok(())
+/// code: it was written claimed with the decision, so nobody else sends it meanwhile. The
+/// page, polling, waits for this first attempt before it moves on.
+fn deliver(state: &AppState, callback: Callback) {
+    let background = state.clone();
+    tokio::spawn(async move {
+        let now = background.clock.now();
+        if let Err(error) = worker::attempt(&background, callback, now).await {
+            tracing::error!(error = ?error, "cannot deliver a callback now; the worker retries");
+            background.wakeup.wake();
+        }
+    });
 }
