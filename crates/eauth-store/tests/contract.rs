@@ -957,24 +957,28 @@ async fn an_approvals_callback_is_written_claimed_by_its_approver(store: Store) 
         store.callback_of_session(pending.id).await.expect("read"),
         Some(callback.clone())
     );
-    // Nobody else attempts it while the approver holds it ...
+    held_until(&store, &callback, NOW + 15).await;
+}
+
+/// Nobody else attempts `callback`, written claimed until `lease_until`, while the caller
+/// holds it, and the worker does once the claim runs out unrecorded.
+async fn held_until(store: &Store, callback: &eauth_store::Callback, lease_until: i64) {
     assert!(
         store
-            .claim_due_callback(NOW + 14, NOW + 30)
+            .claim_due_callback(lease_until - 1, lease_until + 15)
             .await
             .expect("claim")
             .is_none()
     );
     assert!(
         store
-            .claim_callback(callback.id, NOW + 14, NOW + 30)
+            .claim_callback(callback.id, lease_until - 1, lease_until + 15)
             .await
             .expect("claim")
             .is_none()
     );
-    // ... and the worker does once the approver's claim runs out unrecorded.
     let again = store
-        .claim_due_callback(NOW + 15, NOW + 30)
+        .claim_due_callback(lease_until, lease_until + 15)
         .await
         .expect("claim")
         .expect("due after the lease");
@@ -2083,31 +2087,9 @@ async fn an_approval_finishes_the_sign_in_with_its_callback_and_forgives_failure
     assert_eq!(callback, written_callback(&store, pending.id).await);
     assert!(callback.approved);
     assert_eq!(callback.session_token, "tok");
-    // Written claimed, its first attempt counted: no worker sends it while the caller does.
+    // Written claimed, its first attempt counted.
     assert_eq!(callback.attempts, 1);
-    assert_eq!(
-        store
-            .claim_callback(callback.id, NOW + 14, NOW + 30)
-            .await
-            .expect("claim"),
-        None
-    );
-    assert!(
-        store
-            .claim_due_callback(NOW + 14, NOW + 30)
-            .await
-            .expect("claim")
-            .is_none()
-    );
-    assert_eq!(
-        store
-            .claim_due_callback(NOW + 15, NOW + 30)
-            .await
-            .expect("claim")
-            .map(|c| (c.id, c.attempts)),
-        Some((callback.id, 2)),
-        "once the lease runs out, the worker sends it"
-    );
+    held_until(&store, &callback, NOW + 15).await;
     assert_eq!(
         enrollment_of(&store, &pending).await.consecutive_failures,
         0
