@@ -81,7 +81,6 @@ pub(crate) async fn connect(
 
 /// What one scenario measured.
 pub(crate) struct Measured {
-    pub(crate) requests: u64,
     pub(crate) errors: u64,
     pub(crate) elapsed: Duration,
     /// Microseconds.
@@ -94,7 +93,6 @@ impl Measured {
     /// Nothing measured yet.
     pub(crate) fn empty() -> Self {
         Self {
-            requests: 0,
             errors: 0,
             elapsed: Duration::ZERO,
             latency: histogram(),
@@ -102,12 +100,16 @@ impl Measured {
         }
     }
 
-    /// Adds what another window of the same scenario measured.
+    /// Requests answered, each with its latency recorded.
+    pub(crate) fn requests(&self) -> u64 {
+        self.latency.len()
+    }
+
+    /// Adds what another window (or load task) of the same scenario measured.
     pub(crate) fn add(&mut self, other: &Self) {
         self.latency
             .add(&other.latency)
             .expect("BUG: histograms with the same bounds add");
-        self.requests = self.latency.len();
         self.errors += other.errors;
         self.elapsed += other.elapsed;
         self.exhausted |= other.exhausted;
@@ -165,15 +167,14 @@ pub(crate) async fn drive(clients: &[reqwest::Client], duration: Duration, job: 
     let mut measured = Measured::empty();
     for task in tasks {
         let (latency, errors, exhausted) = task.await.expect("BUG: a load task panicked");
-        measured
-            .latency
-            .add(&latency)
-            .expect("BUG: histograms with the same bounds add");
-        measured.errors += errors;
-        measured.exhausted |= exhausted;
+        measured.add(&Measured {
+            errors,
+            elapsed: Duration::ZERO,
+            latency,
+            exhausted,
+        });
     }
     measured.elapsed = started.elapsed();
-    measured.requests = measured.latency.len();
     measured
 }
 

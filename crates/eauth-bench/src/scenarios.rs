@@ -424,7 +424,7 @@ fn summarise(
     prepared: Option<usize>,
 ) -> ScenarioResult {
     let seconds = measured.elapsed.as_secs_f64();
-    let rps = measured.requests as f64 / seconds.max(f64::EPSILON);
+    let rps = measured.requests() as f64 / seconds.max(f64::EPSILON);
     let ms = |q: f64| measured.latency.value_at_quantile(q) as f64 / 1000.0;
     let note = match (measured.exhausted, prepared) {
         (true, Some(count)) => Some(format!(
@@ -435,7 +435,7 @@ fn summarise(
     ScenarioResult {
         name,
         request,
-        requests: measured.requests,
+        requests: measured.requests(),
         errors: measured.errors,
         seconds,
         requests_per_second: rps,
@@ -443,12 +443,12 @@ fn summarise(
         p99_ms: ms(0.99),
         p999_ms: ms(0.999),
         ratio_to_baseline: baseline_rps.map_or(1.0, |base| rps / base),
-        server_cpu_us_per_request: per_request(spent.server, measured.requests),
-        generator_cpu_us_per_request: per_request(spent.generator, measured.requests),
+        server_cpu_us_per_request: per_request(spent.server, measured.requests()),
+        generator_cpu_us_per_request: per_request(spent.generator, measured.requests()),
         server_instructions_per_request: spent
             .server_instructions
-            .filter(|_| measured.requests > 0)
-            .map(|count| count as f64 / measured.requests as f64),
+            .filter(|_| measured.requests() > 0)
+            .map(|count| count as f64 / measured.requests() as f64),
         note,
     }
 }

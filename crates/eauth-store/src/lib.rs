@@ -951,23 +951,23 @@ impl Store {
     pub async fn claim_due_callback(&self, now: i64, lease_until: i64) -> Result<Option<Callback>> {
         // PostgreSQL skips rows another worker is claiming instead of waiting for them.
         let row: Option<CallbackRow> = write_one!(self, conn => {
-        let sql = match conn.dialect() {
-            Dialect::Sqlite => concat!(
-                "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
-                "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
-                "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1) ",
-                "RETURNING ",
-                callback_columns!()
-            ),
-            Dialect::Postgres => concat!(
-                "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
-                "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
-                "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1 ",
-                "FOR UPDATE SKIP LOCKED) RETURNING ",
-                callback_columns!()
-            ),
-        };
-        conn.fetch_optional(sql, &args![now, lease_until]).await
+            let sql = match conn.dialect() {
+                Dialect::Sqlite => concat!(
+                    "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
+                    "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
+                    "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1) ",
+                    "RETURNING ",
+                    callback_columns!()
+                ),
+                Dialect::Postgres => concat!(
+                    "UPDATE callbacks SET lease_until = $2, attempts = attempts + 1 WHERE id = (",
+                    "SELECT id FROM callbacks WHERE status = 'PENDING' AND next_attempt_at <= $1 ",
+                    "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1 ",
+                    "FOR UPDATE SKIP LOCKED) RETURNING ",
+                    callback_columns!()
+                ),
+            };
+            conn.fetch_optional(sql, &args![now, lease_until]).await
         })?;
         row.map(Callback::try_from).transpose()
     }

@@ -44,9 +44,11 @@ const MAX_BATCH: usize = 256;
 /// so that it stays about a second's writes long.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// The most WAL frames the writer copies itself, holding its next batch meanwhile: 4 MiB of
-/// pages, a few milliseconds.
-const WRITER_COPIES_AT_MOST: i64 = 1024;
+/// A background checkpoint pass that copied no more WAL frames than this (4 MiB of pages)
+/// leaves the rest to the writer: about as many come in while a pass runs, so what the writer
+/// copies, holding its next batch meanwhile, takes a few milliseconds (unless a long read held
+/// frames back; the writer logs each copy at debug).
+const HAND_OVER_AT_FRAMES: i64 = 1024;
 
 /// Tells a job's caller its result, given why its batch did not commit, if it did not.
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -312,7 +314,7 @@ impl Checkpointer {
                     loop {
                         match checkpoint(&connection) {
                             // A pass that copied little means little comes in while one runs.
-                            Ok(pass) if pass.copied - copied_before <= WRITER_COPIES_AT_MOST => {
+                            Ok(pass) if pass.copied - copied_before <= HAND_OVER_AT_FRAMES => {
                                 signal.store(true, Ordering::Release);
                                 break;
                             }
