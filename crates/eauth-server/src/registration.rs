@@ -171,6 +171,7 @@ pub fn new_application(
         sealed_callback_secret: vault.seal_callback_secret(client_id, &callback_secret),
         active: true,
         created_at: now,
+        revision: Default::default(),
     };
     (
         application,

@@ -417,10 +417,8 @@ impl Store {
     /// are left alone.
     pub async fn update_application_settings(&self, app: &Application, now: i64) -> Result<bool> {
         let (ips, redirects) = crate::settings_json(app);
-        self.change_application(
-            "UPDATE applications SET name = $2, ip_allow_list = $3, redirect_uris = $4, callback_url = $5,
-                 updated_at = $6
-             WHERE client_id = $1",
+        self.update_application(
+            "name = $2, ip_allow_list = $3, redirect_uris = $4, callback_url = $5, updated_at = $6",
             vec![
                 app.client_id.to_string().into(),
                 app.name.as_str().to_owned().into(),
@@ -441,9 +439,13 @@ impl Store {
         sealed: &[u8],
         now: i64,
     ) -> Result<bool> {
-        self.change_application(
-            "UPDATE applications SET sealed_callback_secret = $2, updated_at = $3 WHERE client_id = $1",
-            vec![client_id.to_string().into(), sealed.to_vec().into(), now.into()],
+        self.update_application(
+            "sealed_callback_secret = $2, updated_at = $3",
+            vec![
+                client_id.to_string().into(),
+                sealed.to_vec().into(),
+                now.into(),
+            ],
         )
         .await
     }
@@ -452,7 +454,7 @@ impl Store {
     /// cascade); `false` if there was none.
     pub async fn delete_application(&self, client_id: ClientId) -> Result<bool> {
         self.change_application(
-            "DELETE FROM applications WHERE client_id = $1",
+            "DELETE FROM applications WHERE client_id = $1".to_owned(),
             vec![client_id.to_string().into()],
         )
         .await

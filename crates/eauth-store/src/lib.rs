@@ -26,8 +26,8 @@ use sqlx::{
 use uuid::Uuid;
 
 pub use records::{
-    Application, Callback, CallbackStatus, DeliveryResult, Enrollment, NewEnrollment, Session,
-    StoredSessionKey,
+    Application, Callback, CallbackStatus, DeliveryResult, Enrollment, NewEnrollment, Revision,
+    Session, StoredSessionKey,
 };
 use records::{ApplicationRow, CallbackRow, EnrollmentRow, SessionRow, StoredSessionKeyRow};
 
@@ -40,6 +40,10 @@ pub enum StoreError {
     /// A stored value no longer parses: the database was edited by hand or is corrupt.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The application changed since the copy a write was made for was read: nothing was
+    /// written. Read it again, and decide again.
+    #[error("the application changed since it was read")]
+    ApplicationChanged,
     /// The URL names no supported database.
     #[error("unsupported database URL (use sqlite://PATH or postgres://...)")]
     UnsupportedUrl,
@@ -71,7 +75,9 @@ enum Pool {
     /// The store's statements on rusqlite (see [`sqlite`]); the reads not yet written for
     /// both backends on sqlx's pool, read-only.
     Sqlite(SqlitePool, std::sync::Arc<sqlite::Sqlite>),
-    Postgres(PgPool),
+    /// The pool, and the copies of applications this process read (see
+    /// [`Store::application_copy`]).
+    Postgres(PgPool, std::sync::Arc<lookups::Copies>),
 }
 
 /// Runs `$body` with `$pool` bound to whichever sqlx pool the store holds. The body is
@@ -80,7 +86,7 @@ macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
             Pool::Sqlite($pool, _) => $body,
-            Pool::Postgres($pool) => $body,
+            Pool::Postgres($pool, _) => $body,
         }
     };
 }
@@ -136,7 +142,7 @@ macro_rules! write_in {
         use $crate::db::Conn as _;
         match &$store.pool {
             Pool::Sqlite(_, sqlite) => sqlite.write(sqlite_body!($conn => $body)).await,
-            Pool::Postgres(pool) => postgres_body!(pool, tx, $conn => $body),
+            Pool::Postgres(pool, _) => postgres_body!(pool, tx, $conn => $body),
         }
     }};
 }
@@ -151,7 +157,7 @@ macro_rules! write_one {
         use $crate::db::Conn as _;
         match &$store.pool {
             Pool::Sqlite(_, sqlite) => sqlite.write_one(sqlite_body!($conn => $body)).await,
-            Pool::Postgres(pool) => postgres_body!(pool, connection, $conn => $body),
+            Pool::Postgres(pool, _) => postgres_body!(pool, connection, $conn => $body),
         }
     }};
 }
@@ -164,7 +170,7 @@ macro_rules! read_in {
         use $crate::db::Conn as _;
         match &$store.pool {
             Pool::Sqlite(_, sqlite) => sqlite.read(sqlite_body!($conn => $body)),
-            Pool::Postgres(pool) => postgres_body!(pool, connection, $conn => $body),
+            Pool::Postgres(pool, _) => postgres_body!(pool, connection, $conn => $body),
         }
     }};
 }
@@ -173,7 +179,7 @@ macro_rules! read_in {
 macro_rules! application_columns {
     () => {
         "client_id, name, owner_email, ip_allow_list, redirect_uris, callback_url, api_key_hash, \
-         sealed_callback_secret, active, created_at"
+         sealed_callback_secret, active, created_at, revision"
     };
 }
 
@@ -563,7 +569,7 @@ pub struct Store {
 /// The batched writes (see [`batch`]), shared by every clone of a store.
 #[derive(Clone, Default)]
 struct Batches {
-    sessions: std::sync::Arc<batch::Batcher<Session, bool>>,
+    sessions: std::sync::Arc<batch::Batcher<(Session, Revision), bool>>,
     attempts: std::sync::Arc<batch::Batcher<attempts::Call, Attempt>>,
     applications: std::sync::Arc<batch::Batcher<ClientId, Option<Application>>>,
     sessions_by_id: std::sync::Arc<batch::Batcher<Uuid, Option<Session>>>,
@@ -579,7 +585,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.pool {
             Pool::Sqlite(..) => "Store(sqlite)",
-            Pool::Postgres(_) => "Store(postgres)",
+            Pool::Postgres(..) => "Store(postgres)",
         })
     }
 }
@@ -652,7 +658,7 @@ impl Store {
                 .connect(url)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Pool::Postgres(pool)
+            Pool::Postgres(pool, std::sync::Arc::default())
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
@@ -711,13 +717,15 @@ impl Store {
             app.api_key_hash.as_bytes().to_vec(),
             app.sealed_callback_secret.clone(),
             app.active,
-            app.created_at
+            app.created_at,
+            app.revision.0
         ]
         .into();
         write_one!(self, conn => conn.execute(
             "INSERT INTO applications (client_id, name, owner_email, ip_allow_list, redirect_uris,
-                 callback_url, api_key_hash, sealed_callback_secret, active, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                 callback_url, api_key_hash, sealed_callback_secret, active, created_at, updated_at,
+                 revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
             &row,
         ).await)?;
         Ok(())
@@ -742,8 +750,8 @@ impl Store {
         active: bool,
         now: i64,
     ) -> Result<bool> {
-        self.change_application(
-            "UPDATE applications SET active = $2, updated_at = $3 WHERE client_id = $1",
+        self.update_application(
+            "active = $2, updated_at = $3",
             vec![client_id.to_string().into(), active.into(), now.into()],
         )
         .await
@@ -757,8 +765,8 @@ impl Store {
         hash: &ApiKeyHash,
         now: i64,
     ) -> Result<bool> {
-        self.change_application(
-            "UPDATE applications SET api_key_hash = $2, updated_at = $3 WHERE client_id = $1",
+        self.update_application(
+            "api_key_hash = $2, updated_at = $3",
             vec![
                 client_id.to_string().into(),
                 hash.as_bytes().to_vec().into(),
@@ -768,17 +776,30 @@ impl Store {
         .await
     }
 
+    /// Sets `set` (assignments such as `"active = $2"`) on the application named by `$1` of
+    /// `args`, as a new revision of it (see [`Revision`]); whether there is one.
+    async fn update_application(&self, set: &str, args: Vec<db::Value<'static>>) -> Result<bool> {
+        self.change_application(
+            format!("UPDATE applications SET {set}, revision = revision + 1 WHERE client_id = $1"),
+            args,
+        )
+        .await
+    }
+
     /// Runs `sql`, which changes or deletes the application named by its `$1`, and then has
-    /// every process read applications again (see `sqlite::applications`); whether it changed
-    /// a row. Every change to an application goes through here.
-    async fn change_application(
-        &self,
-        sql: &'static str,
-        args: Vec<db::Value<'static>>,
-    ) -> Result<bool> {
-        let changed = write_one!(self, conn => conn.execute(sql, &args).await)?;
-        if let Pool::Sqlite(_, sqlite) = &self.pool {
-            sqlite.applications().changed()?;
+    /// every process read applications again (see `sqlite::applications`; on PostgreSQL this
+    /// process, while the others' copies are checked by revision as they are used); whether it
+    /// changed a row. Every change to an
+    /// application goes through here, every update through [`Store::update_application`].
+    async fn change_application(&self, sql: String, args: Vec<db::Value<'static>>) -> Result<bool> {
+        let changed = write_one!(self, conn => conn.execute(&sql, &args).await)?;
+        match &self.pool {
+            Pool::Sqlite(_, sqlite) => sqlite.applications().changed()?,
+            // Other processes find out when a write names the old revision.
+            Pool::Postgres(_, copies) => copies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear(),
         }
         Ok(changed == 1)
     }

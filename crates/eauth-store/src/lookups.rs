@@ -76,8 +76,31 @@ fn by_user(
     }
 }
 
+/// PostgreSQL's copies of the applications this process read, by id (see
+/// [`Store::application_copy`]).
+pub(crate) type Copies = std::sync::Mutex<HashMap<ClientId, Application>>;
+
 impl Store {
-    /// The application with this id.
+    /// This process's copy of the application with this id, if it keeps one: on PostgreSQL
+    /// the last one [`Store::application`] read, which may be older than the database. Only
+    /// for calls whose writes name its [`Revision`](crate::Revision), so that a copy overtaken
+    /// by a change writes nothing; and its checks that fail must be made again on what
+    /// [`Store::application`] reads (the application may have been activated, or its key
+    /// rotated to the one presented, since). On PostgreSQL a read costs a statement, as much
+    /// as the API's calls' own; SQLite keeps no copies here, its reads are cheap already (see
+    /// `sqlite::applications`).
+    pub fn application_copy(&self, client_id: ClientId) -> Option<Application> {
+        match &self.pool {
+            Pool::Sqlite(..) => None,
+            Pool::Postgres(_, copies) => copies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&client_id)
+                .cloned(),
+        }
+    }
+
+    /// The application with this id, as the database holds it.
     pub async fn application(&self, client_id: ClientId) -> Result<Option<Application>> {
         if let Pool::Sqlite(_, sqlite) = &self.pool {
             return sqlite.applications().get(client_id, || {
@@ -94,20 +117,39 @@ impl Store {
                 row.map(Application::try_from).transpose()
             });
         }
-        self.batched(
-            &self.batches.applications,
-            client_id,
-            |store, ids| async move {
-                let select = by_id(application_columns!(), "applications", "client_id");
-                let ids = ids.iter().map(ToString::to_string).collect();
-                store
-                    .row_by_key(ids, select, |row: ApplicationRow| {
-                        (row.client_id.clone(), Application::try_from(row))
-                    })
-                    .await
-            },
-        )
-        .await
+        let application = self
+            .batched(
+                &self.batches.applications,
+                client_id,
+                |store, ids| async move {
+                    let select = by_id(application_columns!(), "applications", "client_id");
+                    let ids = ids.iter().map(ToString::to_string).collect();
+                    store
+                        .row_by_key(ids, select, |row: ApplicationRow| {
+                            (row.client_id.clone(), Application::try_from(row))
+                        })
+                        .await
+                },
+            )
+            .await?;
+        if let Pool::Postgres(_, copies) = &self.pool {
+            let mut copies = copies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &application {
+                // Two reads in flight may end in either order: the later revision stays.
+                Some(application) => {
+                    let copy = copies
+                        .entry(client_id)
+                        .or_insert_with(|| application.clone());
+                    if copy.revision < application.revision {
+                        *copy = application.clone();
+                    }
+                }
+                None => drop(copies.remove(&client_id)),
+            }
+        }
+        Ok(application)
     }
 
     /// The session with this id.

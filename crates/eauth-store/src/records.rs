@@ -35,7 +35,17 @@ pub struct Application {
     pub active: bool,
     /// Unix seconds.
     pub created_at: i64,
+    /// The version of the application this copy is.
+    pub revision: Revision,
 }
+
+/// Which version of an application a copy is: every change to the application makes a new
+/// one, and a revision once left never comes back. A write made on behalf of a copy names its
+/// revision, and the store refuses it with [`StoreError::ApplicationChanged`] unless it is
+/// still the application's (see [`Store::application_copy`](crate::Store::application_copy)).
+/// A new application starts at the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Revision(pub(crate) i64);
 
 row! {
     pub(crate) struct ApplicationRow {
@@ -49,6 +59,7 @@ row! {
         sealed_callback_secret: Vec<u8>,
         active: bool,
         created_at: i64,
+        revision: i64,
     }
 }
 
@@ -88,6 +99,7 @@ impl TryFrom<ApplicationRow> for Application {
             sealed_callback_secret: row.sealed_callback_secret,
             active: row.active,
             created_at: row.created_at,
+            revision: Revision(row.revision),
         })
     }
 }

@@ -11,8 +11,8 @@ use eauth_core::{
 };
 use eauth_store::{
     Application, Attempt, CallbackStatus, DeliveryResult, Device, Enrollment, NewAuditEntry,
-    NewEnrollment, PageRequest, PushAttempt, Session, SessionCutoffs, SessionFilter, Store,
-    StoreError, StoredSessionKey,
+    NewEnrollment, PageRequest, PushAttempt, Revision, Session, SessionCutoffs, SessionFilter,
+    Store, StoreError, StoredSessionKey,
     testing::{Backend, TestDatabase},
 };
 use uuid::Uuid;
@@ -93,7 +93,10 @@ macro_rules! contract_two_stores {
     };
 }
 
-contract_two_stores!(an_application_changed_by_another_store_is_read_as_changed_at_once);
+contract_two_stores!(
+    an_application_changed_by_another_store_is_read_as_changed_at_once,
+    a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_written,
+);
 
 async fn run_two<F, Fut>(backend: Backend, test: F)
 where
@@ -142,6 +145,7 @@ fn application(name: &str) -> Application {
         sealed_callback_secret: vec![1, 2, 3],
         active: true,
         created_at: NOW,
+        revision: Revision::default(),
     }
 }
 
@@ -253,13 +257,18 @@ async fn an_application_changed_by_another_store_is_read_as_changed_at_once(
     let app = application("Portal");
     admin.insert_application(&app).await.expect("insert");
     let read = || async { service.application(app.client_id).await.expect("read") };
-    assert!(read().await.expect("found").active);
+    let first = read().await.expect("found");
+    assert!(first.active);
+    // Each change makes a new revision, which a write made for an older copy is refused by.
+    let mut revisions = vec![first.revision];
 
     admin
         .set_application_active(app.client_id, false, NOW + 1)
         .await
         .expect("deactivate");
-    assert!(!read().await.expect("found").active, "deactivation");
+    let deactivated = read().await.expect("found");
+    assert!(!deactivated.active, "deactivation");
+    revisions.push(deactivated.revision);
 
     let new_key = ApiKey::generate();
     admin
@@ -271,16 +280,19 @@ async fn an_application_changed_by_another_store_is_read_as_changed_at_once(
         rotated.api_key_hash.matches(new_key.expose()),
         "key rotation"
     );
+    revisions.push(rotated.revision);
 
     admin
         .replace_callback_secret(app.client_id, &[9, 9, 9], NOW + 3)
         .await
         .expect("rotate the secret");
+    let resealed = read().await.expect("found");
     assert_eq!(
-        read().await.expect("found").sealed_callback_secret,
+        resealed.sealed_callback_secret,
         vec![9, 9, 9],
         "callback secret rotation"
     );
+    revisions.push(resealed.revision);
 
     let settings = Application {
         name: ApplicationName::parse("Renamed").expect("name"),
@@ -302,12 +314,107 @@ async fn an_application_changed_by_another_store_is_read_as_changed_at_once(
             .allows("203.0.113.5".parse().expect("address")),
         "settings"
     );
+    revisions.push(updated.revision);
+    assert!(
+        revisions.windows(2).all(|pair| pair[0] < pair[1]),
+        "every change makes a later revision: {revisions:?}"
+    );
 
     admin
         .delete_application(app.client_id)
         .await
         .expect("delete");
     assert!(read().await.is_none(), "deletion");
+}
+
+/// `service` keeps a copy of the application (on PostgreSQL; on SQLite it sees every change at
+/// once) while `admin` changes it: a session for the copy's revision is refused and not written,
+/// alone or batched with sessions for the current one, until the application is read again.
+async fn a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_written(
+    service: Store,
+    admin: Store,
+) {
+    let app = application("Portal");
+    admin.insert_application(&app).await.expect("insert");
+    let jane = email("jane@example.com");
+    admin
+        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .await
+        .expect("enroll");
+    let copy = service
+        .application(app.client_id)
+        .await
+        .expect("read")
+        .expect("found");
+
+    admin
+        .replace_api_key(app.client_id, &ApiKey::generate().hash(), NOW + 1)
+        .await
+        .expect("rotate");
+    let stale = session(app.client_id, &jane);
+    assert!(matches!(
+        service
+            .insert_session_if_enrolled(&stale, copy.revision)
+            .await,
+        Err(StoreError::ApplicationChanged)
+    ));
+    assert!(
+        service.session(stale.id).await.expect("read").is_none(),
+        "not written"
+    );
+
+    let current = service
+        .application(app.client_id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert!(current.revision > copy.revision);
+    if let Some(kept) = service.application_copy(app.client_id) {
+        assert_eq!(
+            kept.revision, current.revision,
+            "the copy is replaced by what was read"
+        );
+    }
+    // Together, as PostgreSQL batches concurrent calls: each is decided on its own revision.
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, next) = (service.clone(), session(app.client_id, &jane));
+            let revision = if i % 2 == 0 {
+                current.revision
+            } else {
+                copy.revision
+            };
+            tokio::spawn(async move {
+                let result = store.insert_session_if_enrolled(&next, revision).await;
+                (next.id, i % 2 == 0, result)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (id, current, result) = call.await.expect("task");
+        let written = service.session(id).await.expect("read").is_some();
+        if current {
+            assert!(matches!(result, Ok(true)), "{result:?}");
+            assert!(written);
+        } else {
+            assert!(
+                matches!(result, Err(StoreError::ApplicationChanged)),
+                "{result:?}"
+            );
+            assert!(!written);
+        }
+    }
+
+    admin
+        .delete_application(app.client_id)
+        .await
+        .expect("delete");
+    assert!(matches!(
+        service
+            .insert_session_if_enrolled(&session(app.client_id, &jane), current.revision)
+            .await,
+        Err(StoreError::ApplicationChanged)
+    ));
 }
 
 async fn activation_and_key_rotation_change_only_their_application(store: Store) {
@@ -434,7 +541,7 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
     let pending = session(app.client_id, &jane);
     assert!(
         store
-            .insert_session_if_enrolled(&pending)
+            .insert_session_if_enrolled(&pending, Revision::default())
             .await
             .expect("insert")
     );
@@ -448,7 +555,7 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
     let refused = session(app.client_id, &john);
     assert!(
         !store
-            .insert_session_if_enrolled(&refused)
+            .insert_session_if_enrolled(&refused, Revision::default())
             .await
             .expect("insert")
     );
@@ -459,7 +566,7 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
     store.insert_application(&other).await.expect("insert");
     assert!(
         !store
-            .insert_session_if_enrolled(&session(other.client_id, &jane))
+            .insert_session_if_enrolled(&session(other.client_id, &jane), Revision::default())
             .await
             .expect("insert")
     );
@@ -483,7 +590,7 @@ async fn concurrent_sessions_are_each_recorded_or_refused_on_their_own(store: St
             let locking = session(app.client_id, email);
             assert!(
                 store
-                    .insert_session_if_enrolled(&locking)
+                    .insert_session_if_enrolled(&locking, Revision::default())
                     .await
                     .expect("insert")
             );
@@ -503,7 +610,11 @@ async fn concurrent_sessions_are_each_recorded_or_refused_on_their_own(store: St
         .collect();
     let inserts = sessions.iter().map(|s| {
         let (store, s) = (store.clone(), s.clone());
-        tokio::spawn(async move { store.insert_session_if_enrolled(&s).await })
+        tokio::spawn(async move {
+            store
+                .insert_session_if_enrolled(&s, Revision::default())
+                .await
+        })
     });
     let results: Vec<bool> = each_result(inserts).await;
     for (i, (inserted, s)) in results.iter().zip(&sessions).enumerate() {
@@ -575,7 +686,7 @@ async fn concurrent_page_openings_and_delivery_results_are_each_recorded(store: 
         let next = session(first.client_id, &email);
         assert!(
             store
-                .insert_session_if_enrolled(&next)
+                .insert_session_if_enrolled(&next, Revision::default())
                 .await
                 .expect("insert")
         );
@@ -775,7 +886,7 @@ async fn pending_session(store: &Store) -> Session {
     let pending = session(app.client_id, &email);
     assert!(
         store
-            .insert_session_if_enrolled(&pending)
+            .insert_session_if_enrolled(&pending, Revision::default())
             .await
             .expect("insert")
     );
@@ -812,7 +923,7 @@ async fn concurrent_attempts_are_judged_one_after_the_other(store: Store) {
     let second = session(first.client_id, &first.email);
     assert!(
         store
-            .insert_session_if_enrolled(&second)
+            .insert_session_if_enrolled(&second, Revision::default())
             .await
             .expect("insert")
     );
@@ -894,7 +1005,7 @@ async fn an_attempt_that_cannot_be_judged_changes_nothing_and_fails_alone(store:
         .expect("enable");
     assert!(
         store
-            .insert_session_if_enrolled(&fine)
+            .insert_session_if_enrolled(&fine, Revision::default())
             .await
             .expect("insert")
     );
@@ -1074,7 +1185,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
     // The next session of the same user sees the used step.
     let next = session(pending.client_id, &pending.email);
     store
-        .insert_session_if_enrolled(&next)
+        .insert_session_if_enrolled(&next, Revision::default())
         .await
         .expect("insert");
     store
@@ -1222,7 +1333,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
 
     let other = session(pending.client_id, &pending.email);
     store
-        .insert_session_if_enrolled(&other)
+        .insert_session_if_enrolled(&other, Revision::default())
         .await
         .expect("insert");
     store
@@ -1359,7 +1470,7 @@ async fn expired_pending_sessions_are_found_oldest_first(store: Store) {
     let mut later = session(first.client_id, &first.email);
     later.expires_at = NOW + 200;
     store
-        .insert_session_if_enrolled(&later)
+        .insert_session_if_enrolled(&later, Revision::default())
         .await
         .expect("insert");
     assert!(
@@ -2538,7 +2649,7 @@ async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
     ] {
         let session = session(app.client_id, &alice);
         store
-            .insert_session_if_enrolled(&session)
+            .insert_session_if_enrolled(&session, Revision::default())
             .await
             .expect("session");
         store
@@ -2548,7 +2659,7 @@ async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
     }
     let locked = session(app.client_id, &alice);
     store
-        .insert_session_if_enrolled(&locked)
+        .insert_session_if_enrolled(&locked, Revision::default())
         .await
         .expect("session");
     store
@@ -2628,7 +2739,10 @@ async fn sign_ins_are_filtered_by_outcome_and_email_newest_first(store: Store) {
     {
         let mut s = session(app.client_id, user);
         s.created_at = NOW + i64::try_from(i).expect("small");
-        store.insert_session_if_enrolled(&s).await.expect("insert");
+        store
+            .insert_session_if_enrolled(&s, Revision::default())
+            .await
+            .expect("insert");
         if status != SessionStatus::Pending {
             store
                 .finish_session(&s, status, s.created_at, "tok")
@@ -2695,7 +2809,7 @@ async fn callbacks_are_listed_with_their_user_and_requeued(store: Store) {
         .expect("finish");
     let second = session(first.client_id, &first.email);
     store
-        .insert_session_if_enrolled(&second)
+        .insert_session_if_enrolled(&second, Revision::default())
         .await
         .expect("insert");
     store
@@ -2819,7 +2933,10 @@ async fn outcomes_are_counted_per_bucket(store: Store) {
         (SessionStatus::Pending, hour + 5),
     ] {
         let s = session(app.client_id, &jane);
-        store.insert_session_if_enrolled(&s).await.expect("insert");
+        store
+            .insert_session_if_enrolled(&s, Revision::default())
+            .await
+            .expect("insert");
         if status != SessionStatus::Pending {
             store
                 .finish_session(&s, status, at, "tok")
@@ -2945,7 +3062,7 @@ async fn many_users_are_enrolled_at_once_as_one_by_one(store: Store) {
         let pending = session(app.client_id, &jane);
         assert!(
             store
-                .insert_session_if_enrolled(&pending)
+                .insert_session_if_enrolled(&pending, Revision::default())
                 .await
                 .expect("insert")
         );
@@ -2999,7 +3116,7 @@ async fn many_users_are_enrolled_at_once_as_one_by_one(store: Store) {
         );
         assert!(
             store
-                .insert_session_if_enrolled(&session(app.client_id, email))
+                .insert_session_if_enrolled(&session(app.client_id, email), Revision::default())
                 .await
                 .expect("insert")
         );

@@ -10,15 +10,16 @@ use eauth_store::Application;
 use super::error::ApiError;
 use crate::state::AppState;
 
-/// Authenticates an API call, in this order: a well-formed `client_id`; `X-API-Key` equal to
-/// that application's current key; the source address in its whitelist; the application
-/// active. Only a caller that holds the key learns whether the application is inactive.
-pub(crate) async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    source: IpAddr,
+/// How many times a request is decided on the application as read before it fails, each time
+/// the application changed between the read and the call's write: once in a long while, three
+/// in a row only if something is badly wrong.
+const DECISIONS: usize = 3;
+
+/// The calling application's id, parsed, and the key it presented.
+fn credentials<'h>(
+    headers: &'h HeaderMap,
     client_id: &str,
-) -> Result<Application, ApiError> {
+) -> Result<(ClientId, &'h str), ApiError> {
     let client_id =
         ClientId::parse(client_id).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
     // Recorded only once parsed: raw request text does not go into logs.
@@ -27,7 +28,17 @@ pub(crate) async fn authenticate(
         .get("x-api-key")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    let application = state.store.application(client_id).await?;
+    Ok((client_id, presented))
+}
+
+/// Checks, in this order: `presented` equal to the application's key; the source address in
+/// its whitelist; the application active. Only a caller that holds the key learns whether the
+/// application is inactive.
+fn admit(
+    application: Option<Application>,
+    presented: &str,
+    source: IpAddr,
+) -> Result<Application, ApiError> {
     let Some(application) = application else {
         // Same work as for a known application, so response time does not reveal which
         // client ids exist.
@@ -44,4 +55,54 @@ pub(crate) async fn authenticate(
         return Err(ApiError::Inactive);
     }
     Ok(application)
+}
+
+/// Authenticates an API call on the application as the database holds it: a well-formed
+/// `client_id`, then [`admit`].
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: IpAddr,
+    client_id: &str,
+) -> Result<Application, ApiError> {
+    let (client_id, presented) = credentials(headers, client_id)?;
+    admit(state.store.application(client_id).await?, presented, source)
+}
+
+/// Authenticates an API call as [`authenticate`] does, but first on this process's copy of
+/// the application if it keeps one (`Store::application_copy`, which spares a read on
+/// PostgreSQL), and runs `call` on it: `call` writes nothing unless the copy's revision is
+/// still the application's. What a copy cannot settle is decided again on the application as
+/// the database holds it: a refusal (the key may have been rotated to the one presented, the
+/// application activated), and a call that found the application changed.
+pub(crate) async fn authenticated<T, F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    source: IpAddr,
+    client_id: &str,
+    // Not `AsyncFn`: the compiler cannot yet prove its futures `Send`, as axum needs.
+    call: impl Fn(Application) -> F,
+) -> Result<T, ApiError>
+where
+    F: Future<Output = Result<T, ApiError>>,
+{
+    let (client_id, presented) = credentials(headers, client_id)?;
+    if let Some(copy) = state.store.application_copy(client_id)
+        && let Ok(copy) = admit(Some(copy), presented, source)
+    {
+        match call(copy).await {
+            Err(ApiError::ApplicationChanged) => {}
+            result => return result,
+        }
+    }
+    for _ in 0..DECISIONS {
+        let application = admit(state.store.application(client_id).await?, presented, source)?;
+        match call(application).await {
+            Err(ApiError::ApplicationChanged) => {}
+            result => return result,
+        }
+    }
+    Err(ApiError::Unexpected(anyhow::anyhow!(
+        "the application changed under each of {DECISIONS} decisions of one request"
+    )))
 }

@@ -77,6 +77,10 @@ pub(crate) enum ApiError {
     /// The endpoint exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The application changed after the copy the request was decided on (see
+    /// `auth::authenticated`, which decides it again and does not let this escape).
+    #[error("internal error")]
+    ApplicationChanged,
     /// A fault of ours; the cause is logged, never sent.
     #[error("internal error")]
     Unexpected(#[source] anyhow::Error),
@@ -96,7 +100,7 @@ impl ApiError {
             Self::Overloaded => "OVERLOADED",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::Unexpected(_) => "INTERNAL_ERROR",
+            Self::ApplicationChanged | Self::Unexpected(_) => "INTERNAL_ERROR",
         }
     }
 
@@ -111,7 +115,7 @@ impl ApiError {
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ApplicationChanged | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -126,7 +130,10 @@ impl ApiError {
 
 impl From<eauth_store::StoreError> for ApiError {
     fn from(error: eauth_store::StoreError) -> Self {
-        Self::Unexpected(error.into())
+        match error {
+            eauth_store::StoreError::ApplicationChanged => Self::ApplicationChanged,
+            error => Self::Unexpected(error.into()),
+        }
     }
 }
 

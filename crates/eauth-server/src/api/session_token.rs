@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     ApiJson, ApiRequest,
-    auth::authenticate,
+    auth::authenticated,
     error::{ApiError, ApiFailure, Operation, success},
 };
 use crate::{client_ip::ClientIp, state::AppState};
@@ -44,37 +44,51 @@ async fn issue(
     source: std::net::IpAddr,
     request: SessionTokenRequest,
 ) -> Result<Response, ApiError> {
-    let application = authenticate(state, headers, source, &request.client_id).await?;
-    let email =
-        Email::parse(&request.email).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let now = state.clock.now();
-    let (token, claims) = state.keyring.issue(
-        uuid::Uuid::now_v7(),
-        &email,
-        application.client_id,
-        now,
-        state.session_ttl_secs,
-    );
-    let session = Session::pending(
-        claims.id,
-        application.client_id,
-        email,
-        now,
-        claims.expires_at,
-    );
-    // Durably recorded before SUCCESS: the token is only handed out for a session that exists.
-    if !state.store.insert_session_if_enrolled(&session).await? {
-        // Only on this rare path: tell a locked user from one without 2FA.
-        let locked = state
-            .store
-            .enrollment(session.client_id, &session.email)
-            .await?
-            .is_some_and(|enrollment| enrollment.locked_at.is_some());
-        return Err(if locked {
-            ApiError::MfaLocked
-        } else {
-            ApiError::MfaNotEnabled
-        });
-    }
-    Ok(success(json!({ "session_token": token })))
+    let request = &request;
+    authenticated(
+        state,
+        headers,
+        source,
+        &request.client_id,
+        |application| async move {
+            let email = Email::parse(&request.email)
+                .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+            let now = state.clock.now();
+            let (token, claims) = state.keyring.issue(
+                uuid::Uuid::now_v7(),
+                &email,
+                application.client_id,
+                now,
+                state.session_ttl_secs,
+            );
+            let session = Session::pending(
+                claims.id,
+                application.client_id,
+                email,
+                now,
+                claims.expires_at,
+            );
+            // Durably recorded before SUCCESS: the token is only handed out for a session that
+            // exists, and only while the application is as it was decided on.
+            let inserted = state
+                .store
+                .insert_session_if_enrolled(&session, application.revision)
+                .await?;
+            if !inserted {
+                // Only on this rare path: tell a locked user from one without 2FA.
+                let locked = state
+                    .store
+                    .enrollment(session.client_id, &session.email)
+                    .await?
+                    .is_some_and(|enrollment| enrollment.locked_at.is_some());
+                return Err(if locked {
+                    ApiError::MfaLocked
+                } else {
+                    ApiError::MfaNotEnabled
+                });
+            }
+            Ok(success(json!({ "session_token": token })))
+        },
+    )
+    .await
 }

@@ -208,29 +208,60 @@ async fn the_key_of_one_application_does_not_open_another(app: TestApp) {
     );
 }
 
+/// Rotated by another process (`eauthd admin`), while the service holds a copy of the
+/// application it read before: the old key is refused at once and writes nothing, the new one
+/// works at once.
 async fn a_rotated_key_stops_working_at_once(app: TestApp) {
     let portal = app.create_application().await;
     app.enable(&portal, "user@example.com").await;
+    assert_eq!(
+        app.session_token(&portal, "user@example.com").await.code(),
+        "SUCCESS"
+    );
+    let sessions = || async {
+        app.store
+            .session_count(portal.client_id)
+            .await
+            .expect("count")
+    };
+    let before = sessions().await;
     let admin = app.admin().await;
-    let new_key = admin
-        .rotate_api_key(&portal.client_id.to_string())
-        .await
-        .expect("rotate");
-    admin.close().await;
+    let with_key = |key: &eauth_core::ApiKey| TestApplication {
+        client_id: portal.client_id,
+        api_key: key.expose().to_owned(),
+        callback_secret: None,
+    };
+    let client_id = portal.client_id.to_string();
+    let second = admin.rotate_api_key(&client_id).await.expect("rotate");
 
     assert_eq!(
         app.session_token(&portal, "user@example.com").await.code(),
         "INVALID_API_KEY"
     );
-    let rotated = TestApplication {
-        client_id: portal.client_id,
-        api_key: new_key.expose().to_owned(),
-        callback_secret: None,
-    };
+    assert_eq!(sessions().await, before, "the old key wrote nothing");
     assert_eq!(
-        app.session_token(&rotated, "user@example.com").await.code(),
+        app.session_token(&with_key(&second), "user@example.com")
+            .await
+            .code(),
         "SUCCESS"
     );
+
+    // The new key is taken at once too, where the copy knows only the one before.
+    let third = admin.rotate_api_key(&client_id).await.expect("rotate");
+    admin.close().await;
+    assert_eq!(
+        app.session_token(&with_key(&third), "user@example.com")
+            .await
+            .code(),
+        "SUCCESS"
+    );
+    assert_eq!(
+        app.session_token(&with_key(&second), "user@example.com")
+            .await
+            .code(),
+        "INVALID_API_KEY"
+    );
+    assert_eq!(sessions().await, before + 2);
 }
 
 async fn bad_requests_get_the_envelope_with_a_reason_and_write_nothing(app: TestApp) {
