@@ -573,6 +573,7 @@ struct Batches {
     attempts: std::sync::Arc<batch::Batcher<attempts::Call, Attempt>>,
     applications: std::sync::Arc<batch::Batcher<ClientId, Option<Application>>>,
     sessions_by_id: std::sync::Arc<batch::Batcher<Uuid, Option<Session>>>,
+    sessions_of: std::sync::Arc<lookups::SessionsOf>,
     enrollments_by_user: std::sync::Arc<batch::Batcher<(ClientId, Email), Option<Enrollment>>>,
     devices_by_user: std::sync::Arc<batch::Batcher<(ClientId, Email), Vec<Device>>>,
     page_opens: std::sync::Arc<batch::Batcher<sessions::PageOpen, ()>>,

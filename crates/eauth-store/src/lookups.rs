@@ -9,11 +9,12 @@ use std::{
 };
 
 use eauth_core::{ClientId, Email};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::{
-    Application, Device, Enrollment, Pool, Result, Session, SqlType, Store, StoreError,
-    db::{Row, Value},
+    Application, Device, Enrollment, Pool, Result, Revision, Session, SqlType, Store, StoreError,
+    db::{FromSqliteRow, Row, Value},
     devices::DeviceRow,
     fetch_rows,
     records::{ApplicationRow, EnrollmentRow, SessionRow},
@@ -73,6 +74,37 @@ fn by_user(
             "SELECT {columns} FROM {wanted} JOIN {table} t \
              ON t.client_id = v.column1 AND t.email = v.column2{then}"
         )
+    }
+}
+
+/// The batched reads of [`Store::session_of`]: each session found, with the revision of its
+/// application.
+pub(crate) type SessionsOf =
+    crate::batch::Batcher<(Uuid, ClientId), Option<(Session, Option<i64>)>>;
+
+/// A row and the revision of the application it belongs to (`application_revision`, `NULL`
+/// if there is none).
+struct WithRevision<R> {
+    row: R,
+    revision: Option<i64>,
+}
+
+impl<R: FromSqliteRow> FromSqliteRow for WithRevision<R> {
+    fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            row: R::from_sqlite(row)?,
+            revision: row.get("application_revision")?,
+        })
+    }
+}
+
+impl<'r, R: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for WithRevision<R> {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row as _;
+        Ok(Self {
+            row: R::from_row(row)?,
+            revision: row.try_get("application_revision")?,
+        })
     }
 }
 
@@ -164,6 +196,52 @@ impl Store {
                 .await
         })
         .await
+    }
+
+    /// The session with this id if it is `application`'s, read in one statement with the
+    /// application's current revision: [`StoreError::ApplicationChanged`] if that is no longer
+    /// `application`'s, which may be a copy (see [`Store::application_copy`]).
+    pub async fn session_of(&self, id: Uuid, application: &Application) -> Result<Option<Session>> {
+        let key = (id, application.client_id);
+        let found = self
+            .batched(&self.batches.sessions_of, key, |store, keys| async move {
+                let select = |wanted: &str| {
+                    format!(
+                        concat!(
+                            "SELECT ",
+                            session_columns!(),
+                            ", (SELECT a.revision FROM applications a WHERE a.client_id = v.column2)",
+                            " AS application_revision",
+                            " FROM {} JOIN sessions t ON t.id = v.column1 AND t.client_id = v.column2"
+                        ),
+                        wanted
+                    )
+                };
+                let keys = keys
+                    .iter()
+                    .map(|(id, client_id)| (id.to_string(), client_id.to_string()))
+                    .collect();
+                store
+                    .row_by_key(keys, select, |row: WithRevision<SessionRow>| {
+                        let key = (row.row.id.clone(), row.row.client_id.clone());
+                        let revision = row.revision;
+                        (key, Session::try_from(row.row).map(|s| (s, revision)))
+                    })
+                    .await
+            })
+            .await?;
+        let current = match &found {
+            Some((_, revision)) => revision.map(Revision),
+            // Only here does the application need a statement of its own.
+            None => self
+                .application(application.client_id)
+                .await?
+                .map(|a| a.revision),
+        };
+        if current != Some(application.revision) {
+            return Err(StoreError::ApplicationChanged);
+        }
+        Ok(found.map(|(session, _)| session))
     }
 
     /// A user's enrollment.

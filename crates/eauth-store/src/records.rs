@@ -310,7 +310,7 @@ impl Session {
 row! {
     pub(crate) struct SessionRow {
         pub(crate) id: String,
-        client_id: String,
+        pub(crate) client_id: String,
         email: String,
         status: String,
         created_at: i64,

@@ -96,6 +96,7 @@ macro_rules! contract_two_stores {
 contract_two_stores!(
     an_application_changed_by_another_store_is_read_as_changed_at_once,
     a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_written,
+    a_session_read_for_an_overtaken_copy_of_its_application_is_refused,
 );
 
 async fn run_two<F, Fut>(backend: Backend, test: F)
@@ -415,6 +416,87 @@ async fn a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_w
             .await,
         Err(StoreError::ApplicationChanged)
     ));
+}
+
+/// A session read for a copy of its application that `admin` changed since is refused, found
+/// or not, until the application is read again.
+async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
+    service: Store,
+    admin: Store,
+) {
+    let (app, other) = (application("Portal"), application("Other"));
+    admin.insert_application(&app).await.expect("insert");
+    admin.insert_application(&other).await.expect("insert");
+    let jane = email("jane@example.com");
+    admin
+        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .await
+        .expect("enroll");
+    let read = |client_id| {
+        let service = service.clone();
+        async move {
+            service
+                .application(client_id)
+                .await
+                .expect("read")
+                .expect("found")
+        }
+    };
+    let copy = read(app.client_id).await;
+    let pending = session(app.client_id, &jane);
+    assert!(
+        service
+            .insert_session_if_enrolled(&pending, copy.revision)
+            .await
+            .expect("insert")
+    );
+    let found = |id, application: &Application| {
+        let (service, application) = (service.clone(), application.clone());
+        async move { service.session_of(id, &application).await }
+    };
+    assert_eq!(
+        found(pending.id, &copy).await.expect("read").map(|s| s.id),
+        Some(pending.id)
+    );
+    assert!(found(Uuid::now_v7(), &copy).await.expect("read").is_none());
+    let other_copy = read(other.client_id).await;
+    assert!(
+        found(pending.id, &other_copy)
+            .await
+            .expect("read")
+            .is_none(),
+        "another application's session"
+    );
+
+    admin
+        .set_application_active(app.client_id, false, NOW + 1)
+        .await
+        .expect("deactivate");
+    for id in [pending.id, Uuid::now_v7()] {
+        assert!(matches!(
+            found(id, &copy).await,
+            Err(StoreError::ApplicationChanged)
+        ));
+    }
+    let current = read(app.client_id).await;
+    assert_eq!(
+        found(pending.id, &current)
+            .await
+            .expect("read")
+            .map(|s| s.id),
+        Some(pending.id)
+    );
+
+    admin
+        .delete_application(app.client_id)
+        .await
+        .expect("delete");
+    for id in [pending.id, Uuid::now_v7()] {
+        assert!(matches!(
+            found(id, &current).await,
+            Err(StoreError::ApplicationChanged)
+        ));
+    }
 }
 
 async fn activation_and_key_rotation_change_only_their_application(store: Store) {

@@ -72,9 +72,11 @@ pub(crate) async fn authenticate(
 /// Authenticates an API call as [`authenticate`] does, but first on this process's copy of
 /// the application if it keeps one (`Store::application_copy`, which spares a read on
 /// PostgreSQL), and runs `call` on it: `call` writes nothing unless the copy's revision is
-/// still the application's. What a copy cannot settle is decided again on the application as
-/// the database holds it: a refusal (the key may have been rotated to the one presented, the
-/// application activated), and a call that found the application changed.
+/// still the application's, and its other answers come from a store call that checked it too
+/// (a call must keep to this). What a copy cannot settle is decided again on the application
+/// as the database holds it: a refusal (the key may have been rotated to the one presented,
+/// the application activated), a call that found the application changed, and a malformed
+/// request.
 pub(crate) async fn authenticated<T, F>(
     state: &AppState,
     headers: &HeaderMap,
@@ -91,7 +93,9 @@ where
         && let Ok(copy) = admit(Some(copy), presented, source)
     {
         match call(copy).await {
-            Err(ApiError::ApplicationChanged) => {}
+            // A malformed request is refused before any store call checked the copy: the
+            // key it was admitted with may be rotated already, and must be refused as such.
+            Err(ApiError::ApplicationChanged | ApiError::InvalidRequest(_)) => {}
             result => return result,
         }
     }

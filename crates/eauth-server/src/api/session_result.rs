@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{
     ApiJson, ApiRequest,
-    auth::authenticate,
+    auth::authenticated,
     error::{ApiError, ApiFailure, Operation, success},
 };
 use crate::{client_ip::ClientIp, state::AppState};
@@ -41,21 +41,39 @@ async fn result(
     source: std::net::IpAddr,
     request: SessionResultRequest,
 ) -> Result<Response, ApiError> {
-    let application = authenticate(state, headers, source, &request.client_id).await?;
-    let unknown =
-        || ApiError::InvalidRequest("session_token is not a session of this application".into());
-    // A finished session is asked about after its token expired: the signature is what counts.
-    let claims = state
-        .keyring
-        .decode(&request.session_token)
-        .map_err(|_| unknown())?;
-    if claims.client_id != application.client_id {
-        return Err(unknown());
-    }
-    let session = state.store.session(claims.id).await?.ok_or_else(unknown)?;
-    Ok(success(json!({
-        "status": session.status.as_str(),
-        "email": session.email.as_str(),
-        "finished_at": session.finished_at,
-    })))
+    let request = &request;
+    authenticated(
+        state,
+        headers,
+        source,
+        &request.client_id,
+        |application| async move {
+            let unknown = || {
+                ApiError::InvalidRequest(
+                    "session_token is not a session of this application".into(),
+                )
+            };
+            // A finished session is asked about after its token expired: the signature is what
+            // counts.
+            let claims = state
+                .keyring
+                .decode(&request.session_token)
+                .map_err(|_| unknown())?;
+            if claims.client_id != application.client_id {
+                return Err(unknown());
+            }
+            // Read with the application's revision: a copy overtaken by a change learns nothing.
+            let session = state
+                .store
+                .session_of(claims.id, &application)
+                .await?
+                .ok_or_else(unknown)?;
+            Ok(success(json!({
+                "status": session.status.as_str(),
+                "email": session.email.as_str(),
+                "finished_at": session.finished_at,
+            })))
+        },
+    )
+    .await
 }

@@ -5,7 +5,10 @@ use serde_json::json;
 
 use crate::{backend_tests, helpers::TestApp};
 
-backend_tests!(a_session_result_answers_the_status_only_to_its_application);
+backend_tests!(
+    a_session_result_answers_the_status_only_to_its_application,
+    a_rotated_key_reads_nothing_at_once,
+);
 
 async fn a_session_result_answers_the_status_only_to_its_application(app: TestApp) {
     let portal = app.create_application().await;
@@ -74,4 +77,43 @@ async fn a_session_result_answers_the_status_only_to_its_application(app: TestAp
         )
         .await;
     assert_eq!(wrong_key.code(), "INVALID_API_KEY");
+}
+
+/// Rotated by another process (`eauthd admin`) while the service holds a copy of the
+/// application: the old key learns nothing at once, whatever token it sends; the new key reads.
+async fn a_rotated_key_reads_nothing_at_once(app: TestApp) {
+    let portal = app.create_application().await;
+    app.enable(&portal, "user@example.com").await;
+    let answer = app.session_token(&portal, "user@example.com").await;
+    let token = answer.body["data"]["session_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let path = "/authen-api/api/v1/session-result";
+    let ask = |key: &str, token: &str| {
+        let body = json!({ "client_id": portal.client_id.to_string(), "session_token": token });
+        let (app, key) = (&app, key.to_owned());
+        async move { app.post(path, &key, &body).await }
+    };
+    assert_eq!(ask(&portal.api_key, &token).await.code(), "SUCCESS");
+
+    let admin = app.admin().await;
+    let rotate = || async {
+        admin
+            .rotate_api_key(&portal.client_id.to_string())
+            .await
+            .expect("rotate")
+    };
+    // Refused as malformed by the copy, the old key must still be refused as such.
+    let second = rotate().await;
+    assert_eq!(
+        ask(&portal.api_key, "a.b.c").await.code(),
+        "INVALID_API_KEY"
+    );
+    assert_eq!(ask(second.expose(), &token).await.code(), "SUCCESS");
+    // Admitted by the copy, the read of the session finds the application changed.
+    let third = rotate().await;
+    assert_eq!(ask(second.expose(), &token).await.code(), "INVALID_API_KEY");
+    assert_eq!(ask(third.expose(), &token).await.code(), "SUCCESS");
+    admin.close().await;
 }
