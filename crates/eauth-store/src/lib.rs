@@ -233,28 +233,10 @@ macro_rules! enrollment_replace {
     };
 }
 
-/// Rows per multi-row statement on PostgreSQL, where a statement costs a round trip: 7
-/// parameters each stays far below its limit of 65 535.
+/// Enrollments per statement of a bulk load on PostgreSQL, where a statement costs a round
+/// trip (on SQLite each row is a statement of its own, see [`rows_source`]): a few hundred
+/// kilobytes of JSON each.
 const ENROLLMENTS_PER_STATEMENT: usize = 500;
-
-/// Rows per multi-row statement of `dialect`: one on SQLite, where a statement costs
-/// microseconds and one text is prepared once, where a text per row count is parsed each time.
-fn statement_rows(dialect: Dialect) -> usize {
-    match dialect {
-        Dialect::Sqlite => 1,
-        Dialect::Postgres => ENROLLMENTS_PER_STATEMENT,
-    }
-}
-
-/// `rows` comma-separated row tuples for a multi-row statement; `row(n)` writes the row whose
-/// first placeholder is `$n`, with `columns` placeholders per row (see [`value_rows`] for rows
-/// of placeholders only).
-fn placeholder_rows(rows: usize, columns: usize, row: impl Fn(usize) -> String) -> String {
-    (0..rows)
-        .map(|i| row(i * columns + 1))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// Which SQL a statement is written in, where the backends' differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,14 +276,18 @@ enum SqlType {
     Text,
     BigInt,
     Bool,
+    Bytes,
 }
 
 impl SqlType {
-    fn postgres(&self) -> &'static str {
+    /// Element `i` of a row of PostgreSQL's JSON rows (`j`) as this type.
+    fn postgres(&self, i: usize) -> String {
         match self {
-            Self::Text => "text",
-            Self::BigInt => "bigint",
-            Self::Bool => "boolean",
+            Self::Text => format!("(j ->> {i})::text"),
+            Self::BigInt => format!("(j ->> {i})::bigint"),
+            Self::Bool => format!("(j ->> {i})::boolean"),
+            // Bytes travel as hex (`db::Value::to_json`).
+            Self::Bytes => format!("decode(j ->> {i}, 'hex')"),
         }
     }
 }
@@ -332,7 +318,7 @@ fn rows_source(dialect: Dialect, types: &[SqlType]) -> String {
         ),
         Dialect::Postgres => format!(
             "(SELECT {} FROM eauth_rows($1::json) AS j) AS v",
-            columns(&|i, t| format!("(j ->> {i})::{} AS column{}", t.postgres(), i + 1))
+            columns(&|i, t| format!("{} AS column{}", t.postgres(i), i + 1))
         ),
     }
 }
@@ -390,11 +376,6 @@ fn numbered(first: usize, count: usize) -> String {
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `rows` tuples of `columns` placeholders each, numbered from `$1`: `($1, $2), ($3, $4)`.
-fn value_rows(rows: usize, columns: usize) -> String {
-    placeholder_rows(rows, columns, |n| format!("({})", numbered(n, columns)))
 }
 
 /// Writes callbacks (`(Callback, lease)` pairs, see [`Callback::new`]).
@@ -559,6 +540,13 @@ fn settings_json(app: &Application) -> (String, String) {
     (ips, redirects)
 }
 
+/// An ENABLE: the enrollment, when, and the revision of the application it was decided on
+/// (none for an operator's load).
+type Enabling = (NewEnrollment, i64, Option<Revision>);
+
+/// A user as stored: client_id and email.
+type StoredUser = (String, String);
+
 /// The service's database.
 #[derive(Clone)]
 pub struct Store {
@@ -578,8 +566,8 @@ struct Batches {
     devices_by_user: std::sync::Arc<batch::Batcher<(ClientId, Email), Vec<Device>>>,
     page_opens: std::sync::Arc<batch::Batcher<sessions::PageOpen, ()>>,
     deliveries: std::sync::Arc<batch::Batcher<deliveries::Recorded, ()>>,
-    enrollments: std::sync::Arc<batch::Batcher<(NewEnrollment, i64), ()>>,
-    unenrollments: std::sync::Arc<batch::Batcher<(ClientId, Email), bool>>,
+    enrollments: std::sync::Arc<batch::Batcher<Enabling, ()>>,
+    unenrollments: std::sync::Arc<batch::Batcher<(ClientId, Email, Revision), bool>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -807,17 +795,20 @@ impl Store {
 
     /// Stores a user's TOTP enrollment, replacing any earlier one together with its replay,
     /// failure and lock state (a new secret starts a new history) and its devices (which
-    /// proved only the old secret), in one transaction. Concurrent calls share statements
-    /// (see [`batch`]).
-    pub async fn upsert_enrollment(&self, enrollment: &NewEnrollment, now: i64) -> Result<()> {
+    /// proved only the old secret), in one transaction, if its application is still at
+    /// `revision` (the copy the caller decided on, see [`Store::application_copy`]); else
+    /// [`StoreError::ApplicationChanged`], with nothing written. Concurrent calls share
+    /// statements (see [`batch`]).
+    pub async fn upsert_enrollment(
+        &self,
+        enrollment: &NewEnrollment,
+        now: i64,
+        revision: Revision,
+    ) -> Result<()> {
         self.batched(
             &self.batches.enrollments,
-            (enrollment.clone(), now),
-            |store, batch| async move {
-                let count = batch.len();
-                store.upsert_enrollment_rows(batch).await?;
-                Ok(batch::each_done(count))
-            },
+            (enrollment.clone(), now, Some(revision)),
+            |store, batch| async move { store.upsert_enrollment_rows(batch).await },
         )
         .await
     }
@@ -825,108 +816,166 @@ impl Store {
     /// Stores many enrollments at once, each as [`upsert_enrollment`](Self::upsert_enrollment)
     /// stores one (fresh state, no devices), in one transaction of multi-row statements:
     /// loading a million users takes seconds instead of a million commits. When a user appears
-    /// more than once, the last one wins, as it would one by one.
+    /// more than once, the last one wins, as it would one by one. An operator's load, decided
+    /// on no copy of the application: it names no revision.
     pub async fn upsert_enrollments(&self, enrollments: &[NewEnrollment], now: i64) -> Result<()> {
-        self.upsert_enrollment_rows(enrollments.iter().map(|e| (e.clone(), now)).collect())
-            .await
+        self.upsert_enrollment_rows(enrollments.iter().map(|e| (e.clone(), now, None)).collect())
+            .await?
+            .into_iter()
+            .collect()
     }
 
-    /// [`upsert_enrollments`](Self::upsert_enrollments), each enabled at its own time.
-    async fn upsert_enrollment_rows(&self, enrollments: Vec<(NewEnrollment, i64)>) -> Result<()> {
+    /// [`upsert_enrollments`](Self::upsert_enrollments), each enabled at its own time and, if
+    /// it names a revision, written only while its application is at it; each one's result.
+    async fn upsert_enrollment_rows(&self, enrollments: Vec<Enabling>) -> Result<Vec<Result<()>>> {
+        use SqlType::{BigInt, Bytes, Text};
+        let users: Vec<(String, String)> = enrollments
+            .iter()
+            .map(|(e, ..)| (e.client_id.to_string(), e.email.as_str().to_owned()))
+            .collect();
         // One statement may not touch a row twice (PostgreSQL refuses it): keep the last.
         let mut seen = std::collections::HashSet::with_capacity(enrollments.len());
-        let mut distinct: Vec<(NewEnrollment, i64)> = enrollments
+        let mut distinct: Vec<Vec<db::Value<'static>>> = enrollments
             .into_iter()
             .rev()
-            .filter(|(e, _)| seen.insert((e.client_id, e.email.clone())))
+            .filter(|(e, ..)| seen.insert((e.client_id, e.email.clone())))
+            .map(|(enrollment, now, revision)| {
+                args![
+                    enrollment.client_id.to_string(),
+                    enrollment.email.as_str().to_owned(),
+                    enrollment.sealed_secret,
+                    enrollment.params.algorithm().as_str(),
+                    i64::from(enrollment.params.digits()),
+                    i64::from(enrollment.params.period()),
+                    now,
+                    revision.map(|revision| revision.0),
+                ]
+                .into()
+            })
             .collect();
         distinct.reverse();
-        write_in!(self, conn => {
-            for chunk in distinct.chunks(statement_rows(conn.dialect())) {
-                let insert = format!(
-                    concat!(enrollment_insert!(), " VALUES {} ", enrollment_replace!()),
-                    placeholder_rows(chunk.len(), 7, |n| {
-                        format!("({}, NULL, 0, NULL, ${})", numbered(n, 6), n + 6)
-                    })
-                );
-                let mut args = Vec::with_capacity(chunk.len() * 7);
-                for (enrollment, now) in chunk {
-                    args.extend(args![
-                        enrollment.client_id.to_string(),
-                        enrollment.email.as_str(),
-                        enrollment.sealed_secret.as_slice(),
-                        enrollment.params.algorithm().as_str(),
-                        i32::from(enrollment.params.digits()),
-                        i32::from(enrollment.params.period()),
-                        *now,
-                    ]);
-                }
-                conn.execute(&insert, &args).await?;
-                // A new secret drops the devices that proved the old one.
-                // Through a join: SQLite answers `(client_id, email) IN (VALUES ...)` by scanning.
-                let delete = format!(
-                    "DELETE FROM devices WHERE id IN (SELECT d.id FROM (VALUES {}) AS v
-                         JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2)",
-                    value_rows(chunk.len(), 2)
-                );
-                let mut args = Vec::with_capacity(chunk.len() * 2);
-                for (enrollment, _) in chunk {
-                    args.extend(args![enrollment.client_id.to_string(), enrollment.email.as_str()]);
-                }
-                conn.execute(&delete, &args).await?;
+        let written: Vec<(String, String)> = write_in!(self, conn => {
+            let upsert = format!(
+                concat!(
+                    enrollment_insert!(),
+                    " SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, \
+                     NULL, 0, NULL, v.column7 FROM {} \
+                     WHERE v.column8 IS NULL \
+                     OR (SELECT a.revision FROM applications a WHERE a.client_id = v.column1) = v.column8 ",
+                    enrollment_replace!(),
+                    " RETURNING client_id, email"
+                ),
+                rows_source(
+                    conn.dialect(),
+                    &[Text, Text, Bytes, Text, BigInt, BigInt, BigInt, BigInt]
+                )
+            );
+            // A new secret drops the devices that proved the old one: those of the users written.
+            let delete = format!(
+                "DELETE FROM devices WHERE id IN (SELECT d.id FROM {}
+                     JOIN devices d ON d.client_id = v.column1 AND d.email = v.column2)",
+                rows_source(conn.dialect(), &[Text, Text])
+            );
+            let mut written = Vec::with_capacity(distinct.len());
+            for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
+                let upserted: Vec<(String, String)> = fetch_rows(conn, &upsert, chunk).await?;
+                let users: Vec<Vec<db::Value<'_>>> = upserted
+                    .iter()
+                    .map(|(client_id, email)| args![client_id, email].into())
+                    .collect();
+                execute_rows(conn, &delete, &users).await?;
+                written.extend(upserted);
             }
-            Ok(())
-        })
+            Ok(written)
+        })?;
+        let written: std::collections::HashSet<(String, String)> = written.into_iter().collect();
+        Ok(users
+            .iter()
+            .map(|user| {
+                if written.contains(user) {
+                    Ok(())
+                } else {
+                    // Only a revision keeps a row from being written.
+                    Err(StoreError::ApplicationChanged)
+                }
+            })
+            .collect())
     }
 
-    /// Removes a user's enrollment, and its secret and devices with it (by cascade); `false`
-    /// if there was none. Concurrent calls share statements (see [`batch`]).
-    pub async fn delete_enrollment(&self, client_id: ClientId, email: &Email) -> Result<bool> {
+    /// Removes a user's enrollment, and its secret and devices with it (by cascade), if its
+    /// application is still at `revision` (as for
+    /// [`upsert_enrollment`](Self::upsert_enrollment)); `false` if there was none. Concurrent
+    /// calls share statements (see [`batch`]).
+    pub async fn delete_enrollment(
+        &self,
+        client_id: ClientId,
+        email: &Email,
+        revision: Revision,
+    ) -> Result<bool> {
         self.batched(
             &self.batches.unenrollments,
-            (client_id, email.clone()),
+            (client_id, email.clone(), revision),
             Store::delete_enrollments,
         )
         .await
     }
 
-    /// Deletes these users' enrollments; for each, whether it deleted one (a user named twice
-    /// is deleted by the first).
-    async fn delete_enrollments(self, users: Vec<(ClientId, Email)>) -> Result<Vec<Result<bool>>> {
-        let mut distinct = users.clone();
-        distinct.sort_unstable_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
-        distinct.dedup();
-        let deleted: Vec<(String, String)> = write_in!(self, conn => {
-            // The backends share no multi-row DELETE that finds rows by the primary key.
+    /// Deletes these users' enrollments where their applications are at the revision named;
+    /// for each, whether it deleted one (a user named twice is deleted by the first), or
+    /// [`StoreError::ApplicationChanged`].
+    async fn delete_enrollments(
+        self,
+        users: Vec<(ClientId, Email, Revision)>,
+    ) -> Result<Vec<Result<bool>>> {
+        use SqlType::{BigInt, Text};
+        let wanted: Vec<Vec<db::Value<'static>>> = users
+            .iter()
+            .map(|(client_id, email, revision)| {
+                args![client_id.to_string(), email.as_str().to_owned(), revision.0].into()
+            })
+            .collect();
+        let (deleted, revisions): (Vec<StoredUser>, Vec<(String, i64)>) = write_in!(self, conn => {
+            let users = rows_source(conn.dialect(), &[Text, Text, BigInt]);
+            // The backends share no DELETE that finds rows by the key of another source.
             let delete = match conn.dialect() {
-                // One user per statement (see statement_rows).
-                Dialect::Sqlite => {
-                    "DELETE FROM enrollments WHERE client_id = $1 AND email = $2
-                     RETURNING client_id, email"
-                }
-                Dialect::Postgres => {
-                    "DELETE FROM enrollments e USING (VALUES {}) AS v
-                     WHERE e.client_id = v.column1 AND e.email = v.column2 RETURNING e.client_id, e.email"
-                }
+                Dialect::Sqlite => "DELETE FROM enrollments WHERE client_id = $1 AND email = $2
+                         AND (SELECT a.revision FROM applications a WHERE a.client_id = $1) = $3
+                         RETURNING client_id, email"
+                    .to_owned(),
+                Dialect::Postgres => format!(
+                    "DELETE FROM enrollments e USING {users}
+                         WHERE e.client_id = v.column1 AND e.email = v.column2
+                         AND (SELECT a.revision FROM applications a WHERE a.client_id = v.column1)
+                             = v.column3
+                         RETURNING e.client_id, e.email"
+                ),
             };
-            let mut deleted = Vec::new();
-            for chunk in distinct.chunks(statement_rows(conn.dialect())) {
-                let sql = delete.replace("{}", &value_rows(chunk.len(), 2));
-                let mut args = Vec::with_capacity(chunk.len() * 2);
-                for (client_id, email) in chunk {
-                    args.extend(args![client_id.to_string(), email.as_str()]);
-                }
-                let rows: Vec<(String, String)> = conn.fetch_all(&sql, &args).await?;
-                deleted.extend(rows);
+            let deleted: Vec<(String, String)> = fetch_rows(conn, &delete, &wanted).await?;
+            if deleted.len() == wanted.len() {
+                return Ok((deleted, Vec::new()));
             }
-            Ok(deleted)
+            // Not enrolled, or the application changed: the revisions tell.
+            let revisions = format!(
+                "SELECT a.client_id, a.revision FROM {users}
+                 JOIN applications a ON a.client_id = v.column1"
+            );
+            let revisions: Vec<(String, i64)> = fetch_rows(conn, &revisions, &wanted).await?;
+            Ok((deleted, revisions))
         })?;
+        let revisions: std::collections::HashMap<String, i64> = revisions.into_iter().collect();
         let mut deleted: std::collections::HashSet<(String, String)> =
             deleted.into_iter().collect();
         Ok(users
             .iter()
-            .map(|(client_id, email)| {
-                Ok(deleted.remove(&(client_id.to_string(), email.as_str().to_owned())))
+            .map(|(client_id, email, revision)| {
+                let (client_id, email) = (client_id.to_string(), email.as_str().to_owned());
+                if deleted.remove(&(client_id.clone(), email)) {
+                    Ok(true)
+                } else if revisions.get(&client_id) == Some(&revision.0) {
+                    Ok(false)
+                } else {
+                    Err(StoreError::ApplicationChanged)
+                }
             })
             .collect())
     }

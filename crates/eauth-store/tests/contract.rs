@@ -97,6 +97,7 @@ contract_two_stores!(
     an_application_changed_by_another_store_is_read_as_changed_at_once,
     a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_written,
     a_session_read_for_an_overtaken_copy_of_its_application_is_refused,
+    an_enrollment_change_for_an_overtaken_copy_of_its_application_is_refused_and_not_written,
 );
 
 async fn run_two<F, Fut>(backend: Backend, test: F)
@@ -339,7 +340,11 @@ async fn a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_w
     admin.insert_application(&app).await.expect("insert");
     let jane = email("jane@example.com");
     admin
-        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &jane, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enroll");
     let copy = service
@@ -429,7 +434,11 @@ async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
     admin.insert_application(&other).await.expect("insert");
     let jane = email("jane@example.com");
     admin
-        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &jane, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enroll");
     let read = |client_id| {
@@ -499,6 +508,129 @@ async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
     }
 }
 
+/// ENABLE and DISABLE for a copy of the application that `admin` changed since write nothing,
+/// alone or batched with calls for the current one: not the enrollment, not its devices.
+async fn an_enrollment_change_for_an_overtaken_copy_of_its_application_is_refused_and_not_written(
+    service: Store,
+    admin: Store,
+) {
+    let (pending, device) = session_with_device(&service).await;
+    let (client_id, jane) = (pending.client_id, pending.email.clone());
+    let read = |client_id| {
+        let service = service.clone();
+        async move {
+            service
+                .application(client_id)
+                .await
+                .expect("read")
+                .expect("found")
+        }
+    };
+    let copy = read(client_id).await;
+    admin
+        .replace_api_key(client_id, &ApiKey::generate().hash(), NOW + 1)
+        .await
+        .expect("rotate");
+
+    let changed = |result: Result<(), StoreError>| {
+        assert!(
+            matches!(result, Err(StoreError::ApplicationChanged)),
+            "{result:?}"
+        );
+    };
+    changed(
+        service
+            .upsert_enrollment(&enrollment(client_id, &jane, 9, 8), NOW + 2, copy.revision)
+            .await,
+    );
+    let john = email("john@example.com");
+    changed(
+        service
+            .upsert_enrollment(&enrollment(client_id, &john, 9, 8), NOW + 2, copy.revision)
+            .await,
+    );
+    for user in [&jane, &john] {
+        changed(
+            service
+                .delete_enrollment(client_id, user, copy.revision)
+                .await
+                .map(drop),
+        );
+    }
+    let kept = enrollment_of(&service, &pending).await;
+    assert_eq!(kept.params.digits(), 6, "the enrollment is the one before");
+    assert!(
+        service
+            .enrollment(client_id, &john)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert_eq!(
+        service.devices_of(client_id, &jane).await.expect("devices"),
+        vec![device]
+    );
+
+    // Together, as PostgreSQL batches concurrent calls: each is decided on its own revision.
+    let current = read(client_id).await;
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let store = service.clone();
+            let user = email(&format!("user{i}@example.com"));
+            let revision = if i % 2 == 0 {
+                current.revision
+            } else {
+                copy.revision
+            };
+            tokio::spawn(async move {
+                let result = store
+                    .upsert_enrollment(&enrollment(client_id, &user, 1, 6), NOW + 3, revision)
+                    .await;
+                (user, i % 2 == 0, result)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (user, current, result) = call.await.expect("task");
+        let enrolled = service
+            .enrollment(client_id, &user)
+            .await
+            .expect("read")
+            .is_some();
+        if current {
+            assert!(result.is_ok(), "{result:?}");
+            assert!(enrolled);
+        } else {
+            changed(result);
+            assert!(!enrolled);
+        }
+    }
+    assert!(
+        service
+            .delete_enrollment(client_id, &jane, current.revision)
+            .await
+            .expect("disable")
+    );
+    assert!(
+        !service
+            .delete_enrollment(client_id, &jane, current.revision)
+            .await
+            .expect("disable again"),
+        "not enrolled: nothing to do, and no change of the application"
+    );
+
+    admin.delete_application(client_id).await.expect("delete");
+    changed(
+        service
+            .upsert_enrollment(
+                &enrollment(client_id, &jane, 1, 6),
+                NOW + 4,
+                current.revision,
+            )
+            .await,
+    );
+}
+
 async fn activation_and_key_rotation_change_only_their_application(store: Store) {
     let (app, other) = (application("A"), application("B"));
     store.insert_application(&app).await.expect("insert");
@@ -553,11 +685,19 @@ async fn enabling_again_replaces_the_enrollment(store: Store) {
     store.insert_application(&app).await.expect("insert");
     let email = Email::parse("jane@example.com").expect("email");
     store
-        .upsert_enrollment(&enrollment(app.client_id, &email, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &email, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     store
-        .upsert_enrollment(&enrollment(app.client_id, &email, 2, 8), NOW + 60)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &email, 2, 8),
+            NOW + 60,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     let read = store
@@ -584,12 +724,16 @@ async fn disabling_removes_the_enrollment_and_is_idempotent(store: Store) {
     store.insert_application(&app).await.expect("insert");
     let email = Email::parse("jane@example.com").expect("email");
     store
-        .upsert_enrollment(&enrollment(app.client_id, &email, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &email, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     assert!(
         store
-            .delete_enrollment(app.client_id, &email)
+            .delete_enrollment(app.client_id, &email, Revision::default())
             .await
             .expect("disable")
     );
@@ -602,7 +746,7 @@ async fn disabling_removes_the_enrollment_and_is_idempotent(store: Store) {
     );
     assert!(
         !store
-            .delete_enrollment(app.client_id, &email)
+            .delete_enrollment(app.client_id, &email, Revision::default())
             .await
             .expect("disable again")
     );
@@ -616,7 +760,11 @@ async fn sessions_are_recorded_only_for_enrolled_users(store: Store) {
         Email::parse("john@example.com").expect("email"),
     );
     store
-        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &jane, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
 
@@ -665,7 +813,11 @@ async fn concurrent_sessions_are_each_recorded_or_refused_on_their_own(store: St
     // Every third user is enrolled, and of those every other one is then locked.
     for (i, email) in users.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
         store
-            .upsert_enrollment(&enrollment(app.client_id, email, 1, 6), NOW)
+            .upsert_enrollment(
+                &enrollment(app.client_id, email, 1, 6),
+                NOW,
+                Revision::default(),
+            )
             .await
             .expect("enable");
         if i % 6 == 0 {
@@ -715,7 +867,11 @@ async fn concurrent_enrollment_changes_take_effect_as_one_after_the_other(store:
         .collect();
     let enables = users.iter().map(|email| {
         let (store, new) = (store.clone(), enrollment(app.client_id, email, 3, 6));
-        tokio::spawn(async move { store.upsert_enrollment(&new, NOW).await })
+        tokio::spawn(async move {
+            store
+                .upsert_enrollment(&new, NOW, Revision::default())
+                .await
+        })
     });
     for enable in enables.collect::<Vec<_>>() {
         enable.await.expect("join").expect("enable");
@@ -733,7 +889,11 @@ async fn concurrent_enrollment_changes_take_effect_as_one_after_the_other(store:
     // The same user disabled three times at once: one of them removed the enrollment.
     let disables = (0..3).map(|_| {
         let (store, email) = (store.clone(), users[0].clone());
-        tokio::spawn(async move { store.delete_enrollment(app.client_id, &email).await })
+        tokio::spawn(async move {
+            store
+                .delete_enrollment(app.client_id, &email, Revision::default())
+                .await
+        })
     });
     let mut removed = 0;
     for disable in disables.collect::<Vec<_>>() {
@@ -762,7 +922,11 @@ async fn concurrent_page_openings_and_delivery_results_are_each_recorded(store: 
     for i in 0..15 {
         let email = Email::parse(&format!("user{i}@example.com")).expect("email");
         store
-            .upsert_enrollment(&enrollment(first.client_id, &email, 1, 6), NOW)
+            .upsert_enrollment(
+                &enrollment(first.client_id, &email, 1, 6),
+                NOW,
+                Revision::default(),
+            )
             .await
             .expect("enable");
         let next = session(first.client_id, &email);
@@ -962,7 +1126,11 @@ async fn pending_session(store: &Store) -> Session {
     store.insert_application(&app).await.expect("insert");
     let email = Email::parse("jane@example.com").expect("email");
     store
-        .upsert_enrollment(&enrollment(app.client_id, &email, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &email, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     let pending = session(app.client_id, &email);
@@ -1082,7 +1250,11 @@ async fn an_attempt_that_cannot_be_judged_changes_nothing_and_fails_alone(store:
         &Email::parse("john@example.com").expect("email"),
     );
     store
-        .upsert_enrollment(&enrollment(fine.client_id, &fine.email, 2, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(fine.client_id, &fine.email, 2, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     assert!(
@@ -1335,7 +1507,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
 
     // Enabling again clears the lock and the failures.
     store
-        .upsert_enrollment(&enrollment_for(&pending), NOW + 2)
+        .upsert_enrollment(&enrollment_for(&pending), NOW + 2, Revision::default())
         .await
         .expect("enable");
     let enrollment = store
@@ -1419,7 +1591,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
         .await
         .expect("insert");
     store
-        .delete_enrollment(pending.client_id, &pending.email)
+        .delete_enrollment(pending.client_id, &pending.email, Revision::default())
         .await
         .expect("disable");
     assert_eq!(
@@ -1705,7 +1877,11 @@ async fn a_device_is_listed_and_removed_only_through_its_own_application(store: 
     let other = application("Other Portal");
     store.insert_application(&other).await.expect("insert");
     store
-        .upsert_enrollment(&enrollment(other.client_id, &pending.email, 2, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(other.client_id, &pending.email, 2, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     let others = device_of(&session(other.client_id, &pending.email), NOW);
@@ -1715,7 +1891,11 @@ async fn a_device_is_listed_and_removed_only_through_its_own_application(store: 
     register_approved(&store, &later, 8).await;
     let john = Email::parse("john@example.com").expect("email");
     store
-        .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(pending.client_id, &john, 4, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
 
@@ -1951,21 +2131,25 @@ async fn enabling_again_or_disabling_removes_the_users_devices_only(store: Store
     let (pending, device) = session_with_device(&store).await;
     let john = Email::parse("john@example.com").expect("email");
     store
-        .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(pending.client_id, &john, 4, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     let johns = device_of(&session(pending.client_id, &john), NOW);
     register_approved(&store, &johns, 1).await;
 
     store
-        .upsert_enrollment(&enrollment_for(&pending), NOW + 1)
+        .upsert_enrollment(&enrollment_for(&pending), NOW + 1, Revision::default())
         .await
         .expect("enable again");
     assert_eq!(store.device(device.id).await.expect("read"), None);
     assert!(store.device(johns.id).await.expect("read").is_some());
 
     store
-        .delete_enrollment(pending.client_id, &john)
+        .delete_enrollment(pending.client_id, &john, Revision::default())
         .await
         .expect("disable");
     assert_eq!(store.device(johns.id).await.expect("read"), None);
@@ -2121,7 +2305,11 @@ async fn push_decisions_reach_only_the_devices_own_offered_sign_ins(store: Store
     // Another user of the same application, with a device of their own.
     let john = Email::parse("john@example.com").expect("email");
     store
-        .upsert_enrollment(&enrollment(pending.client_id, &john, 4, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(pending.client_id, &john, 4, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     let johns = device_of(&session(pending.client_id, &john), NOW);
@@ -2660,7 +2848,11 @@ async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
     {
         let at = NOW + i64::try_from(i).expect("small");
         store
-            .upsert_enrollment(&enrollment(app.client_id, &email(user), 1, 6), at)
+            .upsert_enrollment(
+                &enrollment(app.client_id, &email(user), 1, 6),
+                at,
+                Revision::default(),
+            )
             .await
             .expect("enable");
     }
@@ -2668,6 +2860,7 @@ async fn enrolled_users_are_searched_paged_and_unlocked(store: Store) {
         .upsert_enrollment(
             &enrollment(other.client_id, &email("zed@example.com"), 1, 6),
             NOW,
+            Revision::default(),
         )
         .await
         .expect("enable");
@@ -2805,7 +2998,11 @@ async fn sign_ins_are_filtered_by_outcome_and_email_newest_first(store: Store) {
     let (jane, john) = (email("jane@example.com"), email("john@test.org"));
     for user in [&jane, &john] {
         store
-            .upsert_enrollment(&enrollment(app.client_id, user, 1, 6), NOW)
+            .upsert_enrollment(
+                &enrollment(app.client_id, user, 1, 6),
+                NOW,
+                Revision::default(),
+            )
             .await
             .expect("enable");
     }
@@ -3000,7 +3197,11 @@ async fn outcomes_are_counted_per_bucket(store: Store) {
     store.insert_application(&app).await.expect("insert");
     let jane = email("jane@example.com");
     store
-        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+        .upsert_enrollment(
+            &enrollment(app.client_id, &jane, 1, 6),
+            NOW,
+            Revision::default(),
+        )
         .await
         .expect("enable");
     let hour = NOW - NOW % 3600;
@@ -3138,7 +3339,11 @@ async fn many_users_are_enrolled_at_once_as_one_by_one(store: Store) {
     let pending = {
         let jane = Email::parse("jane@example.com").expect("email");
         store
-            .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW)
+            .upsert_enrollment(
+                &enrollment(app.client_id, &jane, 1, 6),
+                NOW,
+                Revision::default(),
+            )
             .await
             .expect("enable");
         let pending = session(app.client_id, &jane);

@@ -57,26 +57,14 @@ fn admit(
     Ok(application)
 }
 
-/// Authenticates an API call on the application as the database holds it: a well-formed
-/// `client_id`, then [`admit`].
-pub(crate) async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    source: IpAddr,
-    client_id: &str,
-) -> Result<Application, ApiError> {
-    let (client_id, presented) = credentials(headers, client_id)?;
-    admit(state.store.application(client_id).await?, presented, source)
-}
-
-/// Authenticates an API call as [`authenticate`] does, but first on this process's copy of
-/// the application if it keeps one (`Store::application_copy`, which spares a read on
-/// PostgreSQL), and runs `call` on it: `call` writes nothing unless the copy's revision is
-/// still the application's, and its other answers come from a store call that checked it too
-/// (a call must keep to this). What a copy cannot settle is decided again on the application
-/// as the database holds it: a refusal (the key may have been rotated to the one presented,
-/// the application activated), a call that found the application changed, and a malformed
-/// request.
+/// Authenticates an API call (a well-formed `client_id`, then [`admit`]) and runs `call` on
+/// the application: first on this process's copy of it if it keeps one
+/// (`Store::application_copy`, which spares a read on PostgreSQL). On a copy, `call` must write
+/// and read only through store calls that check the copy's revision, and answer only what
+/// those confirmed. What a copy cannot settle is decided again on the application as the
+/// database holds it: a refusal (the key may have been rotated to the one presented, the
+/// application activated), a call that found the application changed, and a malformed
+/// request (refused before any store call checked the copy).
 pub(crate) async fn authenticated<T, F>(
     state: &AppState,
     headers: &HeaderMap,

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{
     ApiJson, ApiRequest,
-    auth::authenticate,
+    auth::authenticated,
     error::{ApiError, ApiFailure, Operation, success},
 };
 use crate::{client_ip::ClientIp, state::AppState};
@@ -114,27 +114,40 @@ async fn toggle(
     source: std::net::IpAddr,
     request: ToggleRequest,
 ) -> Result<Response, ApiError> {
-    let application = authenticate(state, headers, source, &request.client_id).await?;
-    let email = Email::parse(&request.email).map_err(invalid)?;
-    let client_id: ClientId = application.client_id;
-    match request.parse()? {
-        Toggle::Enable { secret, params } => {
-            let sealed_secret = state.vault.seal_totp_secret(client_id, &email, &secret);
-            let enrollment = NewEnrollment {
-                client_id,
-                email,
-                sealed_secret,
-                params,
-            };
-            state
-                .store
-                .upsert_enrollment(&enrollment, state.clock.now())
-                .await?;
-        }
-        // Idempotent: disabling a user who is not enrolled is a success.
-        Toggle::Disable => {
-            state.store.delete_enrollment(client_id, &email).await?;
-        }
-    }
-    Ok(success(json!("")))
+    let request = &request;
+    authenticated(
+        state,
+        headers,
+        source,
+        &request.client_id,
+        |application| async move {
+            let email = Email::parse(&request.email).map_err(invalid)?;
+            let client_id: ClientId = application.client_id;
+            // Written only while the application is as it was decided on.
+            match request.parse()? {
+                Toggle::Enable { secret, params } => {
+                    let sealed_secret = state.vault.seal_totp_secret(client_id, &email, &secret);
+                    let enrollment = NewEnrollment {
+                        client_id,
+                        email,
+                        sealed_secret,
+                        params,
+                    };
+                    state
+                        .store
+                        .upsert_enrollment(&enrollment, state.clock.now(), application.revision)
+                        .await?;
+                }
+                // Idempotent: disabling a user who is not enrolled is a success.
+                Toggle::Disable => {
+                    state
+                        .store
+                        .delete_enrollment(client_id, &email, application.revision)
+                        .await?;
+                }
+            }
+            Ok(success(json!("")))
+        },
+    )
+    .await
 }

@@ -4,13 +4,17 @@ use eauth_core::Email;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{backend_tests, helpers::TestApp};
+use crate::{
+    backend_tests,
+    helpers::{TestApp, TestApplication},
+};
 
 backend_tests!(
     the_guides_example_enables_and_stores_the_secret_encrypted,
     enabling_again_replaces_the_secret_and_parameters,
     disable_removes_the_enrollment_and_is_idempotent,
     bad_toggles_get_the_envelope_with_a_reason_and_change_nothing,
+    a_rotated_key_changes_nothing_at_once,
 );
 
 async fn the_guides_example_enables_and_stores_the_secret_encrypted(app: TestApp) {
@@ -263,5 +267,59 @@ async fn bad_toggles_get_the_envelope_with_a_reason_and_change_nothing(app: Test
     assert_eq!(
         after.sealed_secret, before.sealed_secret,
         "no bad request changed the enrollment"
+    );
+}
+
+/// Rotated by another process (`eauthd admin`) while the service holds a copy of the
+/// application: ENABLE and DISABLE with the old key are refused at once and change nothing;
+/// the new key works at once.
+async fn a_rotated_key_changes_nothing_at_once(app: TestApp) {
+    let portal = app.create_application().await;
+    assert_eq!(
+        app.enable(&portal, "user@example.com").await.code(),
+        "SUCCESS"
+    );
+    let before = app.enrollment(&portal, "user@example.com").await;
+    let admin = app.admin().await;
+    let new_key = admin
+        .rotate_api_key(&portal.client_id.to_string())
+        .await
+        .expect("rotate");
+    admin.close().await;
+
+    let mut other_secret = TestApp::enable_body(&portal, "user@example.com");
+    other_secret["digits"] = json!(8);
+    assert_eq!(
+        app.toggle(&portal, &other_secret).await.code(),
+        "INVALID_API_KEY"
+    );
+    assert_eq!(
+        app.enable(&portal, "new@example.com").await.code(),
+        "INVALID_API_KEY"
+    );
+    assert_eq!(
+        app.disable(&portal, "user@example.com").await.code(),
+        "INVALID_API_KEY"
+    );
+    let after = app.enrollment(&portal, "user@example.com").await;
+    assert_eq!(
+        (after.sealed_secret, after.params.digits()),
+        (before.sealed_secret, before.params.digits()),
+        "the enrollment is untouched"
+    );
+    assert!(!app.is_enrolled(&portal, "new@example.com").await);
+
+    let rotated = TestApplication {
+        client_id: portal.client_id,
+        api_key: new_key.expose().to_owned(),
+        callback_secret: None,
+    };
+    assert_eq!(app.toggle(&rotated, &other_secret).await.code(), "SUCCESS");
+    assert_eq!(
+        app.enrollment(&portal, "user@example.com")
+            .await
+            .params
+            .digits(),
+        8
     );
 }
