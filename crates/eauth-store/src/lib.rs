@@ -778,8 +778,8 @@ impl Store {
     /// Runs `sql`, which changes or deletes the application named by its `$1`, and then has
     /// every process read applications again (see `sqlite::applications`; on PostgreSQL this
     /// process, while the others' copies are checked by revision as they are used); whether it
-    /// changed a row. Every change to an
-    /// application goes through here, every update through [`Store::update_application`].
+    /// changed a row. Every change to an application goes through here, every update through
+    /// [`Store::update_application`].
     async fn change_application(&self, sql: String, args: Vec<db::Value<'static>>) -> Result<bool> {
         let changed = write_one!(self, conn => conn.execute(&sql, &args).await)?;
         match &self.pool {
@@ -829,7 +829,7 @@ impl Store {
     /// it names a revision, written only while its application is at it; each one's result.
     async fn upsert_enrollment_rows(&self, enrollments: Vec<Enabling>) -> Result<Vec<Result<()>>> {
         use SqlType::{BigInt, Bytes, Text};
-        let users: Vec<(String, String)> = enrollments
+        let users: Vec<StoredUser> = enrollments
             .iter()
             .map(|(e, ..)| (e.client_id.to_string(), e.email.as_str().to_owned()))
             .collect();
@@ -854,7 +854,7 @@ impl Store {
             })
             .collect();
         distinct.reverse();
-        let written: Vec<(String, String)> = write_in!(self, conn => {
+        let written: Vec<StoredUser> = write_in!(self, conn => {
             let upsert = format!(
                 concat!(
                     enrollment_insert!(),
@@ -878,7 +878,7 @@ impl Store {
             );
             let mut written = Vec::with_capacity(distinct.len());
             for chunk in distinct.chunks(ENROLLMENTS_PER_STATEMENT) {
-                let upserted: Vec<(String, String)> = fetch_rows(conn, &upsert, chunk).await?;
+                let upserted: Vec<StoredUser> = fetch_rows(conn, &upsert, chunk).await?;
                 let users: Vec<Vec<db::Value<'_>>> = upserted
                     .iter()
                     .map(|(client_id, email)| args![client_id, email].into())
@@ -888,7 +888,7 @@ impl Store {
             }
             Ok(written)
         })?;
-        let written: std::collections::HashSet<(String, String)> = written.into_iter().collect();
+        let written: std::collections::HashSet<StoredUser> = written.into_iter().collect();
         Ok(users
             .iter()
             .map(|user| {
@@ -950,7 +950,7 @@ impl Store {
                          RETURNING e.client_id, e.email"
                 ),
             };
-            let deleted: Vec<(String, String)> = fetch_rows(conn, &delete, &wanted).await?;
+            let deleted: Vec<StoredUser> = fetch_rows(conn, &delete, &wanted).await?;
             if deleted.len() == wanted.len() {
                 return Ok((deleted, Vec::new()));
             }
@@ -963,8 +963,7 @@ impl Store {
             Ok((deleted, revisions))
         })?;
         let revisions: std::collections::HashMap<String, i64> = revisions.into_iter().collect();
-        let mut deleted: std::collections::HashSet<(String, String)> =
-            deleted.into_iter().collect();
+        let mut deleted: std::collections::HashSet<StoredUser> = deleted.into_iter().collect();
         Ok(users
             .iter()
             .map(|(client_id, email, revision)| {
