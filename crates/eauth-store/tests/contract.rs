@@ -329,6 +329,61 @@ async fn an_application_changed_by_another_store_is_read_as_changed_at_once(
     assert!(read().await.is_none(), "deletion");
 }
 
+/// The application with this id as the database holds it (a read, which on PostgreSQL also
+/// becomes the store's copy); it must exist.
+async fn current_application(store: &Store, client_id: ClientId) -> Application {
+    store
+        .application(client_id)
+        .await
+        .expect("read")
+        .expect("found")
+}
+
+/// An application registered through `admin` with Jane enrolled.
+async fn portal_with_jane(admin: &Store, name: &str) -> (Application, Email) {
+    let app = application(name);
+    admin.insert_application(&app).await.expect("insert");
+    let jane = email("jane@example.com");
+    admin
+        .upsert_enrollment(&enrollment(app.client_id, &jane, 1, 6), NOW, app.revision)
+        .await
+        .expect("enroll");
+    (app, jane)
+}
+
+fn assert_changed<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::ApplicationChanged)),
+        "{result:?}"
+    );
+}
+
+/// Runs `call` eight times at once, every other one with `stale` instead of `current`, as
+/// PostgreSQL batches concurrent calls: each call's index, whether its revision was current,
+/// and its result.
+async fn alternately<T, F>(
+    current: Revision,
+    stale: Revision,
+    call: impl Fn(usize, Revision) -> F,
+) -> Vec<(usize, bool, T)>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let is_current = i % 2 == 0;
+            let revision = if is_current { current } else { stale };
+            (i, is_current, tokio::spawn(call(i, revision)))
+        })
+        .collect();
+    let mut results = Vec::with_capacity(calls.len());
+    for (i, is_current, call) in calls {
+        results.push((i, is_current, call.await.expect("task")));
+    }
+    results
+}
+
 /// `service` keeps a copy of the application (on PostgreSQL; on SQLite it sees every change at
 /// once) while `admin` changes it: a session for the copy's revision is refused and not written,
 /// alone or batched with sessions for the current one, until the application is read again.
@@ -336,44 +391,25 @@ async fn a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_w
     service: Store,
     admin: Store,
 ) {
-    let app = application("Portal");
-    admin.insert_application(&app).await.expect("insert");
-    let jane = email("jane@example.com");
-    admin
-        .upsert_enrollment(
-            &enrollment(app.client_id, &jane, 1, 6),
-            NOW,
-            Revision::default(),
-        )
-        .await
-        .expect("enroll");
-    let copy = service
-        .application(app.client_id)
-        .await
-        .expect("read")
-        .expect("found");
+    let (app, jane) = portal_with_jane(&admin, "Portal").await;
+    let copy = current_application(&service, app.client_id).await;
 
     admin
         .replace_api_key(app.client_id, &ApiKey::generate().hash(), NOW + 1)
         .await
         .expect("rotate");
     let stale = session(app.client_id, &jane);
-    assert!(matches!(
+    assert_changed(
         service
             .insert_session_if_enrolled(&stale, copy.revision)
             .await,
-        Err(StoreError::ApplicationChanged)
-    ));
+    );
     assert!(
         service.session(stale.id).await.expect("read").is_none(),
         "not written"
     );
 
-    let current = service
-        .application(app.client_id)
-        .await
-        .expect("read")
-        .expect("found");
+    let current = current_application(&service, app.client_id).await;
     assert!(current.revision > copy.revision);
     if let Some(kept) = service.application_copy(app.client_id) {
         assert_eq!(
@@ -381,32 +417,23 @@ async fn a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_w
             "the copy is replaced by what was read"
         );
     }
-    // Together, as PostgreSQL batches concurrent calls: each is decided on its own revision.
-    let calls: Vec<_> = (0..8)
-        .map(|i| {
-            let (store, next) = (service.clone(), session(app.client_id, &jane));
-            let revision = if i % 2 == 0 {
-                current.revision
-            } else {
-                copy.revision
-            };
-            tokio::spawn(async move {
-                let result = store.insert_session_if_enrolled(&next, revision).await;
-                (next.id, i % 2 == 0, result)
-            })
-        })
-        .collect();
-    for call in calls {
-        let (id, current, result) = call.await.expect("task");
-        let written = service.session(id).await.expect("read").is_some();
+    let sessions: Vec<Session> = (0..8).map(|_| session(app.client_id, &jane)).collect();
+    let results = alternately(current.revision, copy.revision, |i, revision| {
+        let (store, next) = (service.clone(), sessions[i].clone());
+        async move { store.insert_session_if_enrolled(&next, revision).await }
+    })
+    .await;
+    for (i, current, result) in results {
+        let written = service
+            .session(sessions[i].id)
+            .await
+            .expect("read")
+            .is_some();
         if current {
             assert!(matches!(result, Ok(true)), "{result:?}");
             assert!(written);
         } else {
-            assert!(
-                matches!(result, Err(StoreError::ApplicationChanged)),
-                "{result:?}"
-            );
+            assert_changed(result);
             assert!(!written);
         }
     }
@@ -415,12 +442,11 @@ async fn a_session_for_an_overtaken_copy_of_its_application_is_refused_and_not_w
         .delete_application(app.client_id)
         .await
         .expect("delete");
-    assert!(matches!(
+    assert_changed(
         service
             .insert_session_if_enrolled(&session(app.client_id, &jane), current.revision)
             .await,
-        Err(StoreError::ApplicationChanged)
-    ));
+    );
 }
 
 /// A session read for a copy of its application that `admin` changed since is refused, found
@@ -429,29 +455,10 @@ async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
     service: Store,
     admin: Store,
 ) {
-    let (app, other) = (application("Portal"), application("Other"));
-    admin.insert_application(&app).await.expect("insert");
+    let (app, jane) = portal_with_jane(&admin, "Portal").await;
+    let other = application("Other");
     admin.insert_application(&other).await.expect("insert");
-    let jane = email("jane@example.com");
-    admin
-        .upsert_enrollment(
-            &enrollment(app.client_id, &jane, 1, 6),
-            NOW,
-            Revision::default(),
-        )
-        .await
-        .expect("enroll");
-    let read = |client_id| {
-        let service = service.clone();
-        async move {
-            service
-                .application(client_id)
-                .await
-                .expect("read")
-                .expect("found")
-        }
-    };
-    let copy = read(app.client_id).await;
+    let copy = current_application(&service, app.client_id).await;
     let pending = session(app.client_id, &jane);
     assert!(
         service
@@ -468,7 +475,7 @@ async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
         Some(pending.id)
     );
     assert!(found(Uuid::now_v7(), &copy).await.expect("read").is_none());
-    let other_copy = read(other.client_id).await;
+    let other_copy = current_application(&service, other.client_id).await;
     assert!(
         found(pending.id, &other_copy)
             .await
@@ -482,12 +489,9 @@ async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
         .await
         .expect("deactivate");
     for id in [pending.id, Uuid::now_v7()] {
-        assert!(matches!(
-            found(id, &copy).await,
-            Err(StoreError::ApplicationChanged)
-        ));
+        assert_changed(found(id, &copy).await);
     }
-    let current = read(app.client_id).await;
+    let current = current_application(&service, app.client_id).await;
     assert_eq!(
         found(pending.id, &current)
             .await
@@ -501,10 +505,7 @@ async fn a_session_read_for_an_overtaken_copy_of_its_application_is_refused(
         .await
         .expect("delete");
     for id in [pending.id, Uuid::now_v7()] {
-        assert!(matches!(
-            found(id, &current).await,
-            Err(StoreError::ApplicationChanged)
-        ));
+        assert_changed(found(id, &current).await);
     }
 }
 
@@ -516,45 +517,23 @@ async fn an_enrollment_change_for_an_overtaken_copy_of_its_application_is_refuse
 ) {
     let (pending, device) = session_with_device(&service).await;
     let (client_id, jane) = (pending.client_id, pending.email.clone());
-    let read = |client_id| {
-        let service = service.clone();
-        async move {
-            service
-                .application(client_id)
-                .await
-                .expect("read")
-                .expect("found")
-        }
-    };
-    let copy = read(client_id).await;
+    let copy = current_application(&service, client_id).await;
     admin
         .replace_api_key(client_id, &ApiKey::generate().hash(), NOW + 1)
         .await
         .expect("rotate");
 
-    let changed = |result: Result<(), StoreError>| {
-        assert!(
-            matches!(result, Err(StoreError::ApplicationChanged)),
-            "{result:?}"
-        );
-    };
-    changed(
-        service
-            .upsert_enrollment(&enrollment(client_id, &jane, 9, 8), NOW + 2, copy.revision)
-            .await,
-    );
     let john = email("john@example.com");
-    changed(
-        service
-            .upsert_enrollment(&enrollment(client_id, &john, 9, 8), NOW + 2, copy.revision)
-            .await,
-    );
     for user in [&jane, &john] {
-        changed(
+        assert_changed(
+            service
+                .upsert_enrollment(&enrollment(client_id, user, 9, 8), NOW + 2, copy.revision)
+                .await,
+        );
+        assert_changed(
             service
                 .delete_enrollment(client_id, user, copy.revision)
-                .await
-                .map(drop),
+                .await,
         );
     }
     let kept = enrollment_of(&service, &pending).await;
@@ -571,29 +550,22 @@ async fn an_enrollment_change_for_an_overtaken_copy_of_its_application_is_refuse
         vec![device]
     );
 
-    // Together, as PostgreSQL batches concurrent calls: each is decided on its own revision.
-    let current = read(client_id).await;
-    let calls: Vec<_> = (0..8)
-        .map(|i| {
-            let store = service.clone();
-            let user = email(&format!("user{i}@example.com"));
-            let revision = if i % 2 == 0 {
-                current.revision
-            } else {
-                copy.revision
-            };
-            tokio::spawn(async move {
-                let result = store
-                    .upsert_enrollment(&enrollment(client_id, &user, 1, 6), NOW + 3, revision)
-                    .await;
-                (user, i % 2 == 0, result)
-            })
-        })
+    let current = current_application(&service, client_id).await;
+    let users: Vec<Email> = (0..8)
+        .map(|i| email(&format!("user{i}@example.com")))
         .collect();
-    for call in calls {
-        let (user, current, result) = call.await.expect("task");
+    let results = alternately(current.revision, copy.revision, |i, revision| {
+        let (store, user) = (service.clone(), users[i].clone());
+        async move {
+            store
+                .upsert_enrollment(&enrollment(client_id, &user, 1, 6), NOW + 3, revision)
+                .await
+        }
+    })
+    .await;
+    for (i, current, result) in results {
         let enrolled = service
-            .enrollment(client_id, &user)
+            .enrollment(client_id, &users[i])
             .await
             .expect("read")
             .is_some();
@@ -601,7 +573,7 @@ async fn an_enrollment_change_for_an_overtaken_copy_of_its_application_is_refuse
             assert!(result.is_ok(), "{result:?}");
             assert!(enrolled);
         } else {
-            changed(result);
+            assert_changed(result);
             assert!(!enrolled);
         }
     }
@@ -620,7 +592,7 @@ async fn an_enrollment_change_for_an_overtaken_copy_of_its_application_is_refuse
     );
 
     admin.delete_application(client_id).await.expect("delete");
-    changed(
+    assert_changed(
         service
             .upsert_enrollment(
                 &enrollment(client_id, &jane, 1, 6),

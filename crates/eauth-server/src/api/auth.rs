@@ -3,11 +3,14 @@
 
 use std::net::IpAddr;
 
-use axum::http::HeaderMap;
+use axum::{http::HeaderMap, response::Response};
 use eauth_core::{ApiKeyHash, ClientId};
 use eauth_store::Application;
 
-use super::error::ApiError;
+use super::{
+    ApiRequest,
+    error::{ApiError, ApiFailure},
+};
 use crate::state::AppState;
 
 /// How many times a request is decided on the application as read before it fails, each time
@@ -57,44 +60,50 @@ fn admit(
     Ok(application)
 }
 
-/// Authenticates an API call (a well-formed `client_id`, then [`admit`]) and runs `call` on
-/// the application: first on this process's copy of it if it keeps one
-/// (`Store::application_copy`, which spares a read on PostgreSQL). On a copy, `call` must write
-/// and read only through store calls that check the copy's revision, and answer only what
-/// those confirmed. What a copy cannot settle is decided again on the application as the
-/// database holds it: a refusal (the key may have been rotated to the one presented, the
-/// application activated), a call that found the application changed, and a malformed
-/// request (refused before any store call checked the copy).
-pub(crate) async fn authenticated<T, F>(
+/// Answers an API request, in the envelope of its endpoint: authenticates it (a well-formed
+/// `client_id`, then [`admit`]) and has `decide` answer it on the calling application, first
+/// on this process's copy of it if it keeps one (`Store::application_copy`, which spares a
+/// read on PostgreSQL).
+///
+/// On a copy, `decide` must write and read only through store calls that check the copy's
+/// revision, and answer only what those confirmed. What a copy cannot settle is decided again
+/// on the application as the database holds it: a refusal (the key may have been rotated to
+/// the one presented, the application activated), a decision that found the application
+/// changed, and a malformed request (refused before any store call checked the copy).
+pub(crate) async fn answer<R, F>(
     state: &AppState,
     headers: &HeaderMap,
     source: IpAddr,
-    client_id: &str,
+    request: &R,
     // Not `AsyncFn`: the compiler cannot yet prove its futures `Send`, as axum needs.
-    call: impl Fn(Application) -> F,
-) -> Result<T, ApiError>
+    decide: impl Fn(Application) -> F,
+) -> Result<Response, ApiFailure>
 where
-    F: Future<Output = Result<T, ApiError>>,
+    R: ApiRequest,
+    F: Future<Output = Result<Response, ApiError>>,
 {
-    let (client_id, presented) = credentials(headers, client_id)?;
-    if let Some(copy) = state.store.application_copy(client_id)
-        && let Ok(copy) = admit(Some(copy), presented, source)
-    {
-        match call(copy).await {
-            // A malformed request is refused before any store call checked the copy: the
-            // key it was admitted with may be rotated already, and must be refused as such.
-            Err(ApiError::ApplicationChanged | ApiError::InvalidRequest(_)) => {}
-            result => return result,
+    let answered = async {
+        let (client_id, presented) = credentials(headers, request.client_id())?;
+        if let Some(copy) = state.store.application_copy(client_id)
+            && let Ok(copy) = admit(Some(copy), presented, source)
+        {
+            match decide(copy).await {
+                // A malformed request is refused before any store call checked the copy: the
+                // key it was admitted with may be rotated already, and must be refused as such.
+                Err(ApiError::ApplicationChanged | ApiError::InvalidRequest(_)) => {}
+                answer => return answer,
+            }
         }
-    }
-    for _ in 0..DECISIONS {
-        let application = admit(state.store.application(client_id).await?, presented, source)?;
-        match call(application).await {
-            Err(ApiError::ApplicationChanged) => {}
-            result => return result,
+        for _ in 0..DECISIONS {
+            let application = admit(state.store.application(client_id).await?, presented, source)?;
+            match decide(application).await {
+                Err(ApiError::ApplicationChanged) => {}
+                answer => return answer,
+            }
         }
-    }
-    Err(ApiError::Unexpected(anyhow::anyhow!(
-        "the application changed under each of {DECISIONS} decisions of one request"
-    )))
+        Err(ApiError::Unexpected(anyhow::anyhow!(
+            "the application changed under each of {DECISIONS} decisions of one request"
+        )))
+    };
+    answered.await.map_err(|error| error.during(R::OPERATION))
 }

@@ -78,7 +78,7 @@ pub(crate) enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
     /// The application changed after the copy the request was decided on (see
-    /// `auth::authenticated`, which decides it again and does not let this escape).
+    /// `auth::answer`, which decides it again and does not let this escape).
     #[error("internal error")]
     ApplicationChanged,
     /// A fault of ours; the cause is logged, never sent.

@@ -15,6 +15,9 @@ use super::error::{ApiError, ApiFailure, Operation};
 pub(crate) trait ApiRequest: DeserializeOwned {
     /// The endpoint, for error messages.
     const OPERATION: Operation;
+
+    /// The `client_id` the request names, unparsed.
+    fn client_id(&self) -> &str;
 }
 
 /// A parsed JSON body.

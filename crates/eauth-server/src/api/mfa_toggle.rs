@@ -2,15 +2,15 @@
 //! application tells the service that a user enabled 2FA (with the TOTP secret) or disabled it.
 
 use axum::{extract::State, http::HeaderMap, response::Response};
-use eauth_core::{Algorithm, ClientId, Email, TotpParams, TotpSecret};
-use eauth_store::NewEnrollment;
+use eauth_core::{Algorithm, Email, TotpParams, TotpSecret};
+use eauth_store::{Application, NewEnrollment};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
     ApiJson, ApiRequest,
-    auth::authenticated,
+    auth::answer,
     error::{ApiError, ApiFailure, Operation, success},
 };
 use crate::{client_ip::ClientIp, state::AppState};
@@ -32,6 +32,10 @@ pub(crate) struct ToggleRequest {
 
 impl ApiRequest for ToggleRequest {
     const OPERATION: Operation = Operation::Toggle;
+
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
 }
 
 /// What the request asks for, once every field is checked.
@@ -103,51 +107,42 @@ pub(crate) async fn handler(
     headers: HeaderMap,
     ApiJson(request): ApiJson<ToggleRequest>,
 ) -> Result<Response, ApiFailure> {
-    toggle(&state, &headers, source, request)
-        .await
-        .map_err(|error| error.during(Operation::Toggle))
+    answer(&state, &headers, source, &request, |application| {
+        toggle(&state, &request, application)
+    })
+    .await
 }
 
+/// The user's enrollment changed as asked, written only while `application` (maybe a copy:
+/// see `auth::answer`) is as it was decided on.
 async fn toggle(
     state: &AppState,
-    headers: &HeaderMap,
-    source: std::net::IpAddr,
-    request: ToggleRequest,
+    request: &ToggleRequest,
+    application: Application,
 ) -> Result<Response, ApiError> {
-    let request = &request;
-    authenticated(
-        state,
-        headers,
-        source,
-        &request.client_id,
-        |application| async move {
-            let email = Email::parse(&request.email).map_err(invalid)?;
-            let client_id: ClientId = application.client_id;
-            // Written only while the application is as it was decided on.
-            match request.parse()? {
-                Toggle::Enable { secret, params } => {
-                    let sealed_secret = state.vault.seal_totp_secret(client_id, &email, &secret);
-                    let enrollment = NewEnrollment {
-                        client_id,
-                        email,
-                        sealed_secret,
-                        params,
-                    };
-                    state
-                        .store
-                        .upsert_enrollment(&enrollment, state.clock.now(), application.revision)
-                        .await?;
-                }
-                // Idempotent: disabling a user who is not enrolled is a success.
-                Toggle::Disable => {
-                    state
-                        .store
-                        .delete_enrollment(client_id, &email, application.revision)
-                        .await?;
-                }
-            }
-            Ok(success(json!("")))
-        },
-    )
-    .await
+    let email = Email::parse(&request.email).map_err(invalid)?;
+    let client_id = application.client_id;
+    match request.parse()? {
+        Toggle::Enable { secret, params } => {
+            let sealed_secret = state.vault.seal_totp_secret(client_id, &email, &secret);
+            let enrollment = NewEnrollment {
+                client_id,
+                email,
+                sealed_secret,
+                params,
+            };
+            state
+                .store
+                .upsert_enrollment(&enrollment, state.clock.now(), application.revision)
+                .await?;
+        }
+        // Idempotent: disabling a user who is not enrolled is a success.
+        Toggle::Disable => {
+            state
+                .store
+                .delete_enrollment(client_id, &email, application.revision)
+                .await?;
+        }
+    }
+    Ok(success(json!("")))
 }

@@ -2,12 +2,13 @@
 //! result instead of, or besides, waiting for the callback.
 
 use axum::{extract::State, http::HeaderMap, response::Response};
+use eauth_store::Application;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
     ApiJson, ApiRequest,
-    auth::authenticated,
+    auth::answer,
     error::{ApiError, ApiFailure, Operation, success},
 };
 use crate::{client_ip::ClientIp, state::AppState};
@@ -21,6 +22,10 @@ pub(crate) struct SessionResultRequest {
 
 impl ApiRequest for SessionResultRequest {
     const OPERATION: Operation = Operation::SessionResult;
+
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
 }
 
 #[tracing::instrument(name = "session_result", level = "debug", skip_all, fields(client_id))]
@@ -30,50 +35,37 @@ pub(crate) async fn handler(
     headers: HeaderMap,
     ApiJson(request): ApiJson<SessionResultRequest>,
 ) -> Result<Response, ApiFailure> {
-    result(&state, &headers, source, request)
-        .await
-        .map_err(|error| error.during(Operation::SessionResult))
+    answer(&state, &headers, source, &request, |application| {
+        result(&state, &request, application)
+    })
+    .await
 }
 
+/// The session's outcome, if it is `application`'s (maybe a copy: see `auth::answer`).
 async fn result(
     state: &AppState,
-    headers: &HeaderMap,
-    source: std::net::IpAddr,
-    request: SessionResultRequest,
+    request: &SessionResultRequest,
+    application: Application,
 ) -> Result<Response, ApiError> {
-    let request = &request;
-    authenticated(
-        state,
-        headers,
-        source,
-        &request.client_id,
-        |application| async move {
-            let unknown = || {
-                ApiError::InvalidRequest(
-                    "session_token is not a session of this application".into(),
-                )
-            };
-            // A finished session is asked about after its token expired: the signature is what
-            // counts.
-            let claims = state
-                .keyring
-                .decode(&request.session_token)
-                .map_err(|_| unknown())?;
-            if claims.client_id != application.client_id {
-                return Err(unknown());
-            }
-            // Read with the application's revision: a copy overtaken by a change learns nothing.
-            let session = state
-                .store
-                .session_of(claims.id, &application)
-                .await?
-                .ok_or_else(unknown)?;
-            Ok(success(json!({
-                "status": session.status.as_str(),
-                "email": session.email.as_str(),
-                "finished_at": session.finished_at,
-            })))
-        },
-    )
-    .await
+    let unknown =
+        || ApiError::InvalidRequest("session_token is not a session of this application".into());
+    // A finished session is asked about after its token expired: the signature is what counts.
+    let claims = state
+        .keyring
+        .decode(&request.session_token)
+        .map_err(|_| unknown())?;
+    if claims.client_id != application.client_id {
+        return Err(unknown());
+    }
+    // Read with the application's revision: a copy overtaken by a change learns nothing.
+    let session = state
+        .store
+        .session_of(claims.id, &application)
+        .await?
+        .ok_or_else(unknown)?;
+    Ok(success(json!({
+        "status": session.status.as_str(),
+        "email": session.email.as_str(),
+        "finished_at": session.finished_at,
+    })))
 }

@@ -291,11 +291,7 @@ async fn finished_sign_in(
     if !app.is_enrolled(credentials, email).await {
         assert_eq!(app.enable(credentials, email).await.code(), "SUCCESS");
     }
-    let answer = app.session_token(credentials, email).await;
-    let token = answer.body["data"]["session_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = app.issued_token(credentials, email).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

@@ -299,6 +299,32 @@ impl TestApp {
         .await
     }
 
+    /// The token of a new session of `email`, which must be issued.
+    pub async fn issued_token(&self, app: &TestApplication, email: &str) -> String {
+        let answer = self.session_token(app, email).await;
+        assert_eq!(answer.code(), "SUCCESS", "{}", answer.body);
+        answer.body["data"]["session_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    /// Rotates the application's API key as `eauthd admin` does, in a process of its own (a
+    /// store beside the service's); the application with its new key.
+    pub async fn rotate_key(&self, app: &TestApplication) -> TestApplication {
+        let admin = self.admin().await;
+        let key = admin
+            .rotate_api_key(&app.client_id.to_string())
+            .await
+            .expect("rotate");
+        admin.close().await;
+        TestApplication {
+            client_id: app.client_id,
+            api_key: key.expose().to_owned(),
+            callback_secret: app.callback_secret.clone(),
+        }
+    }
+
     /// The guide's ENABLE request with its example values, adjusted by `edit`.
     pub fn enable_body(app: &TestApplication, email: &str) -> Value {
         json!({

@@ -4,10 +4,7 @@ use eauth_core::Email;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{
-    backend_tests,
-    helpers::{TestApp, TestApplication},
-};
+use crate::{backend_tests, helpers::TestApp};
 
 backend_tests!(
     the_guides_example_enables_and_stores_the_secret_encrypted,
@@ -280,12 +277,7 @@ async fn a_rotated_key_changes_nothing_at_once(app: TestApp) {
         "SUCCESS"
     );
     let before = app.enrollment(&portal, "user@example.com").await;
-    let admin = app.admin().await;
-    let new_key = admin
-        .rotate_api_key(&portal.client_id.to_string())
-        .await
-        .expect("rotate");
-    admin.close().await;
+    let rotated = app.rotate_key(&portal).await;
 
     let mut other_secret = TestApp::enable_body(&portal, "user@example.com");
     other_secret["digits"] = json!(8);
@@ -309,11 +301,6 @@ async fn a_rotated_key_changes_nothing_at_once(app: TestApp) {
     );
     assert!(!app.is_enrolled(&portal, "new@example.com").await);
 
-    let rotated = TestApplication {
-        client_id: portal.client_id,
-        api_key: new_key.expose().to_owned(),
-        callback_secret: None,
-    };
     assert_eq!(app.toggle(&rotated, &other_secret).await.code(), "SUCCESS");
     assert_eq!(
         app.enrollment(&portal, "user@example.com")

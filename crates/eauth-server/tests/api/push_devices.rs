@@ -125,10 +125,7 @@ async fn nobody_enrolled_and_a_locked_user_get_the_answers_of_a_wrong_code(app: 
     // John is enrolled too, with his 2FA locked after too many wrong codes on the sign-in page.
     let john = "john@example.com";
     assert_eq!(app.enable(&portal, john).await.code(), "SUCCESS");
-    let token = app.session_token(&portal, john).await.body["data"]["session_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = app.issued_token(&portal, john).await;
     app.store
         .attempt(token_id(&token), now(), &token, 0, |_, _| {
             Ok(signin::Verdict::Wrong {

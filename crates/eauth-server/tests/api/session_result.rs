@@ -3,7 +3,10 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{backend_tests, helpers::TestApp};
+use crate::{
+    backend_tests,
+    helpers::{TestApp, TestApplication},
+};
 
 backend_tests!(
     a_session_result_answers_the_status_only_to_its_application,
@@ -14,11 +17,7 @@ async fn a_session_result_answers_the_status_only_to_its_application(app: TestAp
     let portal = app.create_application().await;
     let other = app.create_application().await;
     app.enable(&portal, "user@example.com").await;
-    let answer = app.session_token(&portal, "user@example.com").await;
-    let token = answer.body["data"]["session_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = app.issued_token(&portal, "user@example.com").await;
     let path = "/authen-api/api/v1/session-result";
 
     let result = app
@@ -84,36 +83,25 @@ async fn a_session_result_answers_the_status_only_to_its_application(app: TestAp
 async fn a_rotated_key_reads_nothing_at_once(app: TestApp) {
     let portal = app.create_application().await;
     app.enable(&portal, "user@example.com").await;
-    let answer = app.session_token(&portal, "user@example.com").await;
-    let token = answer.body["data"]["session_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    let path = "/authen-api/api/v1/session-result";
-    let ask = |key: &str, token: &str| {
+    let token = app.issued_token(&portal, "user@example.com").await;
+    let ask = |key: &TestApplication, token: &str| {
         let body = json!({ "client_id": portal.client_id.to_string(), "session_token": token });
-        let (app, key) = (&app, key.to_owned());
-        async move { app.post(path, &key, &body).await }
+        let (app, key) = (&app, key.api_key.clone());
+        async move {
+            app.post("/authen-api/api/v1/session-result", &key, &body)
+                .await
+                .code()
+                .to_owned()
+        }
     };
-    assert_eq!(ask(&portal.api_key, &token).await.code(), "SUCCESS");
+    assert_eq!(ask(&portal, &token).await, "SUCCESS");
 
-    let admin = app.admin().await;
-    let rotate = || async {
-        admin
-            .rotate_api_key(&portal.client_id.to_string())
-            .await
-            .expect("rotate")
-    };
     // Refused as malformed by the copy, the old key must still be refused as such.
-    let second = rotate().await;
-    assert_eq!(
-        ask(&portal.api_key, "a.b.c").await.code(),
-        "INVALID_API_KEY"
-    );
-    assert_eq!(ask(second.expose(), &token).await.code(), "SUCCESS");
+    let second = app.rotate_key(&portal).await;
+    assert_eq!(ask(&portal, "a.b.c").await, "INVALID_API_KEY");
+    assert_eq!(ask(&second, &token).await, "SUCCESS");
     // Admitted by the copy, the read of the session finds the application changed.
-    let third = rotate().await;
-    assert_eq!(ask(second.expose(), &token).await.code(), "INVALID_API_KEY");
-    assert_eq!(ask(third.expose(), &token).await.code(), "SUCCESS");
-    admin.close().await;
+    let third = app.rotate_key(&second).await;
+    assert_eq!(ask(&second, &token).await, "INVALID_API_KEY");
+    assert_eq!(ask(&third, &token).await, "SUCCESS");
 }

@@ -214,10 +214,7 @@ async fn the_key_of_one_application_does_not_open_another(app: TestApp) {
 async fn a_rotated_key_stops_working_at_once(app: TestApp) {
     let portal = app.create_application().await;
     app.enable(&portal, "user@example.com").await;
-    assert_eq!(
-        app.session_token(&portal, "user@example.com").await.code(),
-        "SUCCESS"
-    );
+    app.issued_token(&portal, "user@example.com").await;
     let sessions = || async {
         app.store
             .session_count(portal.client_id)
@@ -225,40 +222,20 @@ async fn a_rotated_key_stops_working_at_once(app: TestApp) {
             .expect("count")
     };
     let before = sessions().await;
-    let admin = app.admin().await;
-    let with_key = |key: &eauth_core::ApiKey| TestApplication {
-        client_id: portal.client_id,
-        api_key: key.expose().to_owned(),
-        callback_secret: None,
-    };
-    let client_id = portal.client_id.to_string();
-    let second = admin.rotate_api_key(&client_id).await.expect("rotate");
+    let second = app.rotate_key(&portal).await;
 
     assert_eq!(
         app.session_token(&portal, "user@example.com").await.code(),
         "INVALID_API_KEY"
     );
     assert_eq!(sessions().await, before, "the old key wrote nothing");
-    assert_eq!(
-        app.session_token(&with_key(&second), "user@example.com")
-            .await
-            .code(),
-        "SUCCESS"
-    );
+    app.issued_token(&second, "user@example.com").await;
 
     // The new key is taken at once too, where the copy knows only the one before.
-    let third = admin.rotate_api_key(&client_id).await.expect("rotate");
-    admin.close().await;
+    let third = app.rotate_key(&second).await;
+    app.issued_token(&third, "user@example.com").await;
     assert_eq!(
-        app.session_token(&with_key(&third), "user@example.com")
-            .await
-            .code(),
-        "SUCCESS"
-    );
-    assert_eq!(
-        app.session_token(&with_key(&second), "user@example.com")
-            .await
-            .code(),
+        app.session_token(&second, "user@example.com").await.code(),
         "INVALID_API_KEY"
     );
     assert_eq!(sessions().await, before + 2);
@@ -373,11 +350,7 @@ async fn a_locked_user_gets_mfa_locked_until_enabled_again(app: TestApp) {
 
     let portal = app.create_application().await;
     app.enable(&portal, "user@example.com").await;
-    let answer = app.session_token(&portal, "user@example.com").await;
-    let token = answer.body["data"]["session_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = app.issued_token(&portal, "user@example.com").await;
     // The hundredth wrong code, as the sign-in page would record it.
     let claims = token.split('.').nth(1).expect("claims");
     let claims: Value = serde_json::from_slice(

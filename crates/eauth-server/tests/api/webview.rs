@@ -128,11 +128,7 @@ pub async fn portal(app: &TestApp) -> (TestApplication, Receiver) {
 }
 
 pub async fn session_token(app: &TestApp, portal: &TestApplication) -> String {
-    let answer = app.session_token(portal, EMAIL).await;
-    answer.body["data"]["session_token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    app.issued_token(portal, EMAIL).await
 }
 
 pub async fn status_of(app: &TestApp, token: &str) -> SessionStatus {
