@@ -34,4 +34,7 @@ document.addEventListener("DOMContentLoaded", function () {
         window.location.href = "/sign-in?error=" + encodeURIComponent(failure.code || "REJECT");
       });
   });
+  // Disabled in the page until now: a click before the scripts ran (eauth.js still loading
+  // from the service) would have done nothing at all.
+  button.disabled = false;
 });
