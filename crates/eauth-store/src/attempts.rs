@@ -16,7 +16,7 @@ use crate::{
     db::Value,
     execute_rows, fetch_rows, insert_callbacks,
     records::{EnrollmentRow, SessionRow},
-    rows_source,
+    rows_source, update_rows,
 };
 
 /// Rules on an attempt, given the session and the enrollment as they stand.
@@ -92,15 +92,14 @@ impl Store {
             let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();
             ids.sort_unstable();
             ids.dedup();
-            // Sorted, so that batches of several processes lock rows in the same order.
-            let sql = format!(
-                concat!("SELECT ", session_columns!(), " FROM sessions WHERE id IN (SELECT v.column1 FROM {}) ORDER BY id{}"),
+            let sql = text_per_dialect!(dialect, format!(
+                concat!("SELECT ", session_columns!(), " FROM {} JOIN sessions t ON t.id = v.column1{}"),
                 rows_source(dialect, &[Text]),
-                dialect.lock_clause()
-            );
+                dialect.locked_in_order("t.id", "t")
+            ));
             let wanted: Vec<Vec<Value<'_>>> = ids.iter().map(|id| args![id].into()).collect();
             let mut sessions = HashMap::new();
-            for row in fetch_rows::<_, SessionRow>(tx, &sql, &wanted).await? {
+            for row in fetch_rows::<_, SessionRow>(tx, sql, &wanted).await? {
                 let session = Session::try_from(row)?;
                 sessions.insert(session.id, session);
             }
@@ -115,20 +114,19 @@ impl Store {
             if !keys.is_empty() {
                 // A join, not `(client_id, email) IN (VALUES ...)`, which SQLite answers by
                 // scanning the whole table.
-                let sql = format!(
+                let sql = text_per_dialect!(dialect, format!(
                     concat!(
                         "SELECT ", enrollment_columns!(),
-                        " FROM {} JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2",
-                        " ORDER BY e.client_id, e.email{}"
+                        " FROM {} JOIN enrollments e ON e.client_id = v.column1 AND e.email = v.column2{}"
                     ),
                     rows_source(dialect, &[Text, Text]),
-                    dialect.lock_clause_of("e")
-                );
+                    dialect.locked_in_order("e.client_id, e.email", "e")
+                ));
                 let wanted: Vec<Vec<Value<'_>>> = keys
                     .iter()
                     .map(|(client_id, email)| args![client_id.to_string(), email].into())
                     .collect();
-                for row in fetch_rows::<_, EnrollmentRow>(tx, &sql, &wanted).await? {
+                for row in fetch_rows::<_, EnrollmentRow>(tx, sql, &wanted).await? {
                     let enrollment = Enrollment::try_from(row)?;
                     enrollments.insert((enrollment.client_id, enrollment.email.as_str().to_owned()), enrollment);
                 }
@@ -178,13 +176,14 @@ impl Store {
                 .collect::<Vec<_>>();
 
             if !changed_enrollments.is_empty() {
-                let sql = format!(
-                    "UPDATE enrollments SET last_used_step = v.column3, consecutive_failures = v.column4,
-                         last_failure_at = v.column5, locked_at = v.column6, last_approved_at = v.column7
-                     FROM {}
-                     WHERE enrollments.client_id = v.column1 AND enrollments.email = v.column2",
-                    rows_source(dialect, &[Text, Text, BigInt, BigInt, BigInt, BigInt, BigInt])
-                );
+                let sql = text_per_dialect!(dialect, update_rows(
+                    dialect,
+                    "enrollments",
+                    &[Text, Text, BigInt, BigInt, BigInt, BigInt, BigInt],
+                    "last_used_step = v.column3, consecutive_failures = v.column4,
+                         last_failure_at = v.column5, locked_at = v.column6, last_approved_at = v.column7",
+                    "enrollments.client_id = v.column1 AND enrollments.email = v.column2",
+                ));
                 let rows: Vec<Vec<Value<'_>>> = changed_enrollments
                     .iter()
                     .map(|key| {
@@ -201,15 +200,17 @@ impl Store {
                         .into()
                     })
                     .collect();
-                execute_rows(tx, &sql, &rows).await?;
+                execute_rows(tx, sql, &rows).await?;
             }
 
             if !changed_sessions.is_empty() {
-                let sql = format!(
-                    "UPDATE sessions SET status = v.column2, finished_at = v.column3, failed_attempts = v.column4
-                     FROM {} WHERE sessions.id = v.column1",
-                    rows_source(dialect, &[Text, Text, BigInt, BigInt])
-                );
+                let sql = text_per_dialect!(dialect, update_rows(
+                    dialect,
+                    "sessions",
+                    &[Text, Text, BigInt, BigInt],
+                    "status = v.column2, finished_at = v.column3, failed_attempts = v.column4",
+                    "sessions.id = v.column1",
+                ));
                 let rows: Vec<Vec<Value<'_>>> = changed_sessions
                     .iter()
                     .map(|id| {
@@ -223,7 +224,7 @@ impl Store {
                         .into()
                     })
                     .collect();
-                execute_rows(tx, &sql, &rows).await?;
+                execute_rows(tx, sql, &rows).await?;
             }
 
             insert_callbacks(tx, &callbacks).await?;

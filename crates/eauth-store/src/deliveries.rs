@@ -10,7 +10,7 @@ use crate::{
     SqlType::{BigInt, Text},
     Store,
     db::Value,
-    execute_rows, rows_source,
+    execute_rows, update_rows,
 };
 
 /// A delivery's result, as [`Store::record_delivery`] writes it.
@@ -56,15 +56,17 @@ impl Store {
         batch.reverse();
         batch.retain(|recorded| seen.insert(recorded.id));
         write_one!(self, conn => {
-            let sql = format!(
-                "UPDATE callbacks SET status = v.column2,
+            let sql = text_per_dialect!(conn.dialect(), update_rows(
+                conn.dialect(),
+                "callbacks",
+                &[Text, Text, BigInt, Text, BigInt],
+                "status = v.column2,
                      next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
                      last_error = v.column4,
                      delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
-                     lease_until = NULL
-                 FROM {} WHERE callbacks.id = v.column1",
-                rows_source(conn.dialect(), &[Text, Text, BigInt, Text, BigInt])
-            );
+                     lease_until = NULL",
+                "callbacks.id = v.column1",
+            ));
             let rows: Vec<Vec<Value<'_>>> = batch
                 .iter()
                 .map(|recorded| {
@@ -78,7 +80,7 @@ impl Store {
                     .into()
                 })
                 .collect();
-            execute_rows(conn, &sql, &rows).await?;
+            execute_rows(conn, sql, &rows).await?;
             Ok(())
         })?;
         Ok(crate::batch::each_done(count))

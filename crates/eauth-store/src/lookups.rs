@@ -13,7 +13,8 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::{
-    Application, Device, Enrollment, Pool, Result, Revision, Session, SqlType, Store, StoreError,
+    Application, Device, Dialect, Enrollment, Pool, Result, Revision, Session, SqlType, Store,
+    StoreError,
     db::{FromSqliteRow, Row, Value},
     devices::DeviceRow,
     fetch_rows,
@@ -52,29 +53,21 @@ fn user_key(client_id: ClientId, email: &Email) -> (String, String) {
 }
 
 /// The statement of a read by an id column, for [`Store::rows_by_key`].
-fn by_id(
-    columns: &'static str,
-    table: &'static str,
-    id: &'static str,
-) -> impl FnOnce(&str) -> String {
-    move |wanted| {
-        format!("SELECT {columns} FROM {table} WHERE {id} IN (SELECT v.column1 FROM {wanted})")
-    }
+fn by_id(columns: &str, table: &str, id: &str, dialect: Dialect) -> String {
+    format!(
+        "SELECT {columns} FROM {} JOIN {table} t ON t.{id} = v.column1",
+        rows_source(dialect, <String as Key>::COLUMNS)
+    )
 }
 
 /// The statement of a read by user (client_id and email), for [`Store::rows_by_key`]: a join,
 /// not `(client_id, email) IN (...)`, which SQLite answers by scanning the whole table.
-fn by_user(
-    columns: &'static str,
-    table: &'static str,
-    then: &'static str,
-) -> impl FnOnce(&str) -> String {
-    move |wanted| {
-        format!(
-            "SELECT {columns} FROM {wanted} JOIN {table} t \
-             ON t.client_id = v.column1 AND t.email = v.column2{then}"
-        )
-    }
+fn by_user(columns: &str, table: &str, then: &str, dialect: Dialect) -> String {
+    format!(
+        "SELECT {columns} FROM {} JOIN {table} t \
+         ON t.client_id = v.column1 AND t.email = v.column2{then}",
+        rows_source(dialect, <(String, String) as Key>::COLUMNS)
+    )
 }
 
 /// The batched reads of [`Store::session_of`]: each session found, with the revision of its
@@ -154,7 +147,12 @@ impl Store {
                 &self.batches.applications,
                 client_id,
                 |store, ids| async move {
-                    let select = by_id(application_columns!(), "applications", "client_id");
+                    let select = |dialect| {
+                        text_per_dialect!(
+                            dialect,
+                            by_id(application_columns!(), "applications", "client_id", dialect)
+                        )
+                    };
                     let ids = ids.iter().map(ToString::to_string).collect();
                     store
                         .row_by_key(ids, select, |row: ApplicationRow| {
@@ -187,7 +185,12 @@ impl Store {
     /// The session with this id.
     pub async fn session(&self, id: Uuid) -> Result<Option<Session>> {
         self.batched(&self.batches.sessions_by_id, id, |store, ids| async move {
-            let select = by_id(session_columns!(), "sessions", "id");
+            let select = |dialect| {
+                text_per_dialect!(
+                    dialect,
+                    by_id(session_columns!(), "sessions", "id", dialect)
+                )
+            };
             let ids = ids.iter().map(ToString::to_string).collect();
             store
                 .row_by_key(ids, select, |row: SessionRow| {
@@ -205,8 +208,8 @@ impl Store {
         let key = (id, application.client_id);
         let found = self
             .batched(&self.batches.sessions_of, key, |store, keys| async move {
-                let select = |wanted: &str| {
-                    format!(
+                let select = |dialect| {
+                    text_per_dialect!(dialect, format!(
                         concat!(
                             "SELECT ",
                             session_columns!(),
@@ -214,8 +217,8 @@ impl Store {
                             " AS application_revision",
                             " FROM {} JOIN sessions t ON t.id = v.column1 AND t.client_id = v.column2"
                         ),
-                        wanted
-                    )
+                        rows_source(dialect, <(String, String) as Key>::COLUMNS)
+                    ))
                 };
                 let keys = keys
                     .iter()
@@ -255,7 +258,12 @@ impl Store {
             &self.batches.enrollments_by_user,
             user,
             |store, users| async move {
-                let select = by_user(enrollment_columns!(), "enrollments", "");
+                let select = |dialect| {
+                    text_per_dialect!(
+                        dialect,
+                        by_user(enrollment_columns!(), "enrollments", "", dialect)
+                    )
+                };
                 let users = users.iter().map(|(c, e)| user_key(*c, e)).collect();
                 store
                     .row_by_key(users, select, |row: EnrollmentRow| {
@@ -275,7 +283,17 @@ impl Store {
             &self.batches.devices_by_user,
             user,
             |store, users| async move {
-                let select = by_user(device_columns!(), "devices", " ORDER BY t.created_at, t.id");
+                let select = |dialect| {
+                    text_per_dialect!(
+                        dialect,
+                        by_user(
+                            device_columns!(),
+                            "devices",
+                            " ORDER BY t.created_at, t.id",
+                            dialect
+                        )
+                    )
+                };
                 let users = users.iter().map(|(c, e)| user_key(*c, e)).collect();
                 store
                     .rows_by_key(users, select, |row: DeviceRow| {
@@ -292,7 +310,7 @@ impl Store {
     async fn row_by_key<K: Key, R: Row, T: Clone>(
         &self,
         keys: Vec<K>,
-        select: impl FnOnce(&str) -> String,
+        select: impl FnOnce(Dialect) -> &'static str,
         read: impl Fn(R) -> (K, Result<T>),
     ) -> Result<Vec<Result<Option<T>>>> {
         let found = self.rows_by_key(keys, select, read).await?;
@@ -302,14 +320,14 @@ impl Store {
             .collect())
     }
 
-    /// Serves a batch of reads by key with one statement: `select` is given the `FROM` source
-    /// of the distinct keys (see [`json_rows`]) and writes the statement, and `read` tells each
+    /// Serves a batch of reads by key with one statement: `select` gives its text in the
+    /// connection's dialect, over the [`rows_source`] of the distinct keys, and `read` tells each
     /// row's key and what it holds. Every call gets the rows of its key, in the order the
     /// statement gave them; a row that cannot be read fails the calls of its key and no others.
     async fn rows_by_key<K: Key, R: Row, T: Clone>(
         &self,
         keys: Vec<K>,
-        select: impl FnOnce(&str) -> String,
+        select: impl FnOnce(Dialect) -> &'static str,
         read: impl Fn(R) -> (K, Result<T>),
     ) -> Result<Vec<Result<Vec<T>>>> {
         let mut distinct = HashSet::new();
@@ -319,8 +337,7 @@ impl Store {
             .map(Key::values)
             .collect();
         let rows: Vec<R> = read_in!(self, conn => {
-            let sql = select(&rows_source(conn.dialect(), K::COLUMNS));
-            fetch_rows(conn, &sql, &wanted).await
+            fetch_rows(conn, select(conn.dialect()), &wanted).await
         })?;
         let mut found: HashMap<K, Result<Vec<T>>> = HashMap::new();
         for row in rows {
