@@ -87,7 +87,9 @@ impl Store {
     /// Judges and writes a batch of attempts in one write; each attempt's own failure (a
     /// secret that cannot be opened) is its own and changes nothing.
     async fn attempts(self, calls: Vec<Call>) -> Result<Vec<Result<Attempt>>> {
-        write_in!(self, tx => {
+        // Every check comes before the first change, and the changes are updates of the rows
+        // read and a callback for a session that had none: only a fault can fail them.
+        write_checked!(self, tx => {
             let dialect = tx.dialect();
             let mut ids: Vec<String> = calls.iter().map(|c| c.session_id.to_string()).collect();
             ids.sort_unstable();

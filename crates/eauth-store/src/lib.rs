@@ -162,6 +162,22 @@ macro_rules! write_one {
     }};
 }
 
+/// [`write_in!`] for a body that fails, if at all, before its first change: it reads and
+/// checks first, then makes changes that only a fault of the database can fail. On SQLite a
+/// job of the writer without a savepoint, which would copy every page the job changes (should
+/// the body fail after a change all the same, its whole batch is rolled back); on PostgreSQL
+/// in a transaction, as [`write_in!`].
+macro_rules! write_checked {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::db::Conn as _;
+        match &$store.pool {
+            Pool::Sqlite(_, sqlite) => sqlite.write_checked(sqlite_body!($conn => $body)).await,
+            Pool::Postgres(pool, _) => postgres_body!(pool, tx, $conn => $body),
+        }
+    }};
+}
+
 /// Runs `$body` (as for [`sqlite_body!`]) as a read: on SQLite on this thread, on PostgreSQL on
 /// a connection of the pool.
 macro_rules! read_in {

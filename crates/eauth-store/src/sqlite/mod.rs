@@ -131,6 +131,16 @@ impl Sqlite {
         self.writer.run(writer::Atomicity::OneStatement, job).await
     }
 
+    /// [`Sqlite::write`] for a job that fails, if at all, before its first change: no savepoint
+    /// (see [`writer`]).
+    pub(crate) async fn write_checked<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConn<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.run(writer::Atomicity::ChecksFirst, job).await
+    }
+
     /// The applications read once per change (see [`applications`]).
     pub(crate) fn applications(&self) -> &applications::Applications {
         &self.applications
