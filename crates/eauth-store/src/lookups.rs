@@ -52,7 +52,8 @@ fn user_key(client_id: ClientId, email: &Email) -> (String, String) {
     (client_id.to_string(), email.as_str().to_owned())
 }
 
-/// The statement of a read by an id column, for [`Store::rows_by_key`].
+/// The statement of a read by an id column, for [`Store::rows_by_key`]: a join, not
+/// `id IN (SELECT ...)`, for which SQLite builds a temporary index on every call.
 fn by_id(columns: &str, table: &str, id: &str, dialect: Dialect) -> String {
     format!(
         "SELECT {columns} FROM {} JOIN {table} t ON t.{id} = v.column1",
