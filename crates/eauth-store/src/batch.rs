@@ -100,7 +100,16 @@ impl<In: Send + 'static, Out: Send + 'static> Batcher<In, Out> {
     {
         loop {
             let (calls, waiters): (Vec<In>, Vec<_>) = batch.into_iter().unzip();
-            match serve(calls).await {
+            let (started, count) = (std::time::Instant::now(), calls.len());
+            let served = serve(calls).await;
+            // As the SQLite writer logs its batches: how large they grow, how long they take.
+            tracing::debug!(
+                kind = std::any::type_name::<In>(),
+                calls = count,
+                us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "store batch"
+            );
+            match served {
                 Ok(results) => {
                     debug_assert_eq!(results.len(), waiters.len(), "BUG: one result per call");
                     for (result, waiter) in results.into_iter().zip(waiters) {
