@@ -1039,29 +1039,24 @@ impl Store {
             })
             .collect();
         let (deleted, revisions): (Vec<StoredUser>, Vec<(String, i64)>) = write_in!(self, conn => {
-            let users = rows_source(conn.dialect(), &[Text, Text, BigInt]);
-            // The backends share no DELETE that finds rows by the key of another source.
-            let delete = match conn.dialect() {
-                Dialect::Sqlite => "DELETE FROM enrollments WHERE client_id = $1 AND email = $2
-                         AND (SELECT a.revision FROM applications a WHERE a.client_id = $1) = $3
-                         RETURNING client_id, email"
-                    .to_owned(),
-                Dialect::Postgres => format!(
-                    "DELETE FROM enrollments e USING {users}
-                         WHERE e.client_id = v.column1 AND e.email = v.column2
-                         AND (SELECT a.revision FROM applications a WHERE a.client_id = v.column1)
-                             = v.column3
-                         RETURNING e.client_id, e.email"
-                ),
-            };
-            let deleted: Vec<StoredUser> = fetch_rows(conn, &delete, &wanted).await?;
+            const USER: &[SqlType] = &[Text, Text, BigInt];
+            let delete = text_per_dialect!(conn.dialect(), delete_rows(
+                conn.dialect(),
+                "enrollments",
+                USER,
+                "enrollments.client_id = v.column1 AND enrollments.email = v.column2
+                     AND (SELECT a.revision FROM applications a WHERE a.client_id = v.column1)
+                         = v.column3",
+            ) + " RETURNING client_id, email");
+            let deleted: Vec<StoredUser> = fetch_rows(conn, delete, &wanted).await?;
             if deleted.len() == wanted.len() {
                 return Ok((deleted, Vec::new()));
             }
             // Not enrolled, or the application changed: the revisions tell.
             let revisions = format!(
-                "SELECT a.client_id, a.revision FROM {users}
-                 JOIN applications a ON a.client_id = v.column1"
+                "SELECT a.client_id, a.revision FROM {}
+                 JOIN applications a ON a.client_id = v.column1",
+                rows_source(conn.dialect(), USER)
             );
             let revisions: Vec<(String, i64)> = fetch_rows(conn, &revisions, &wanted).await?;
             Ok((deleted, revisions))
