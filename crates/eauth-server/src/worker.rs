@@ -128,7 +128,7 @@ pub(crate) async fn deliver_claimed(
     tokio::spawn(async move {
         if let Err(error) = state
             .store
-            .record_delivery(callback.id, &result, state.clock.now())
+            .record_delivery(&callback, &result, state.clock.now())
             .await
         {
             // The claim runs out and the worker attempts it again: at least once, still.
@@ -152,7 +152,7 @@ pub(crate) async fn attempt(
     let result = result_of(&callback, outcome, now);
     state
         .store
-        .record_delivery(callback.id, &result, state.clock.now())
+        .record_delivery(&callback, &result, state.clock.now())
         .await?;
     Ok(result)
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use crate::{
-    CallbackStatus, DeliveryResult, Pool, Result,
+    Callback, CallbackStatus, DeliveryResult, Pool, Result,
     SqlType::{BigInt, Text},
     Store,
     db::Value,
@@ -16,6 +16,8 @@ use crate::{
 /// A delivery's result, as [`Store::record_delivery`] writes it.
 pub(crate) struct Recorded {
     id: Uuid,
+    /// The attempt the result is of: each claim counts one.
+    attempt: u32,
     status: CallbackStatus,
     next_attempt_at: Option<i64>,
     error: Option<String>,
@@ -23,8 +25,16 @@ pub(crate) struct Recorded {
 }
 
 impl Store {
-    /// Records what a claimed delivery came to, and releases the claim.
-    pub async fn record_delivery(&self, id: Uuid, result: &DeliveryResult, now: i64) -> Result<()> {
+    /// Records what the delivery of `claimed` (as its claim returned it) came to, and releases
+    /// the claim. Changes nothing if the claim was lost: a holder whose lease ran out while it
+    /// waited for the portal must not undo what the one that claimed the callback next
+    /// recorded (a delivery turned back into a retry, or into a failure).
+    pub async fn record_delivery(
+        &self,
+        claimed: &Callback,
+        result: &DeliveryResult,
+        now: i64,
+    ) -> Result<()> {
         let (status, next_attempt_at, error) = match result {
             DeliveryResult::Delivered => (CallbackStatus::Delivered, None, None),
             DeliveryResult::Retry {
@@ -38,7 +48,8 @@ impl Store {
             DeliveryResult::GaveUp { error } => (CallbackStatus::Failed, None, Some(error.clone())),
         };
         let recorded = Recorded {
-            id,
+            id: claimed.id,
+            attempt: claimed.attempts,
             status,
             next_attempt_at,
             error,
@@ -50,22 +61,23 @@ impl Store {
 
     async fn record_deliveries(self, mut batch: Vec<Recorded>) -> Result<Vec<Result<()>>> {
         let count = batch.len();
-        // One row per callback (a statement updates a row once): the last result wins, as it
+        // One row per claim (a statement updates a row once): the last result wins, as it
         // would one after the other.
         let mut seen = HashSet::new();
         batch.reverse();
-        batch.retain(|recorded| seen.insert(recorded.id));
+        batch.retain(|recorded| seen.insert((recorded.id, recorded.attempt)));
         write_one!(self, conn => {
             let sql = text_per_dialect!(conn.dialect(), update_rows(
                 conn.dialect(),
                 "callbacks",
-                &[Text, Text, BigInt, Text, BigInt],
+                &[Text, Text, BigInt, Text, BigInt, BigInt],
                 "status = v.column2,
                      next_attempt_at = COALESCE(v.column3, callbacks.next_attempt_at),
                      last_error = v.column4,
                      delivered_at = CASE WHEN v.column2 = 'DELIVERED' THEN v.column5 ELSE callbacks.delivered_at END,
                      lease_until = NULL",
-                "callbacks.id = v.column1",
+                "callbacks.id = v.column1 AND callbacks.attempts = v.column6
+                     AND callbacks.status = 'PENDING'",
             ));
             let rows: Vec<Vec<Value<'_>>> = batch
                 .iter()
@@ -75,7 +87,8 @@ impl Store {
                         recorded.status.as_str(),
                         recorded.next_attempt_at,
                         recorded.error.as_deref(),
-                        recorded.now
+                        recorded.now,
+                        i64::from(recorded.attempt)
                     ]
                     .into()
                 })

@@ -54,6 +54,7 @@ contract!(
     an_approvals_callback_is_written_claimed_by_its_approver,
     a_due_callback_is_claimed_by_one_worker_until_its_lease_ends,
     delivery_results_are_recorded,
+    a_result_of_a_lost_claim_changes_nothing,
     expired_pending_sessions_are_found_oldest_first,
     a_device_is_stored_only_with_an_approved_code_and_its_step_is_used,
     a_refused_registration_counts_under_both_keys_and_never_touches_the_enrollment,
@@ -960,7 +961,7 @@ async fn concurrent_page_openings_and_delivery_results_are_each_recorded(store: 
     }
     assert_eq!(claimed.len(), sessions.len());
     let records = claimed.iter().enumerate().map(|(i, callback)| {
-        let (store, id) = (store.clone(), callback.id);
+        let (store, callback) = (store.clone(), callback.clone());
         let result = if i % 2 == 0 {
             DeliveryResult::Delivered
         } else {
@@ -969,7 +970,7 @@ async fn concurrent_page_openings_and_delivery_results_are_each_recorded(store: 
                 error: format!("HTTP 50{}", i % 10),
             }
         };
-        tokio::spawn(async move { store.record_delivery(id, &result, NOW + 1).await })
+        tokio::spawn(async move { store.record_delivery(&callback, &result, NOW + 1).await })
     });
     for record in records.collect::<Vec<_>>() {
         record.await.expect("join").expect("record");
@@ -1622,6 +1623,84 @@ async fn a_due_callback_is_claimed_by_one_worker_until_its_lease_ends(store: Sto
     assert_eq!(again.attempts, 2);
 }
 
+/// A holder whose lease ran out (it waited long for the portal) reports after the worker has
+/// claimed the callback again: its result is of an attempt that is no longer the callback's.
+async fn a_result_of_a_lost_claim_changes_nothing(store: Store) {
+    let pending = pending_session(&store).await;
+    store
+        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
+        .await
+        .expect("finish");
+    let first = store
+        .claim_due_callback(NOW, NOW + 15)
+        .await
+        .expect("claim")
+        .expect("due");
+    let second = store
+        .claim_callback(first.id, NOW + 15, NOW + 30)
+        .await
+        .expect("claim")
+        .expect("lease over");
+    assert_eq!((first.attempts, second.attempts), (1, 2));
+
+    let late = DeliveryResult::GaveUp {
+        error: "HTTP 500".into(),
+    };
+    store
+        .record_delivery(&first, &late, NOW + 16)
+        .await
+        .expect("record");
+    let held = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (held.status, held.attempts, held.last_error),
+        (CallbackStatus::Pending, 2, None),
+        "still the second holder's"
+    );
+    assert!(
+        store
+            .claim_callback(first.id, NOW + 17, NOW + 32)
+            .await
+            .expect("claim")
+            .is_none(),
+        "its lease stands"
+    );
+
+    store
+        .record_delivery(&second, &DeliveryResult::Delivered, NOW + 17)
+        .await
+        .expect("record");
+    let retry = DeliveryResult::Retry {
+        next_attempt_at: NOW + 60,
+        error: "HTTP 503".into(),
+    };
+    store
+        .record_delivery(&first, &retry, NOW + 18)
+        .await
+        .expect("record");
+    store
+        .record_delivery(&second, &retry, NOW + 18)
+        .await
+        .expect("record");
+    let delivered = store
+        .callback_of_session(pending.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(
+        (
+            delivered.status,
+            delivered.delivered_at,
+            delivered.last_error
+        ),
+        (CallbackStatus::Delivered, Some(NOW + 17), None),
+        "a delivery stays delivered"
+    );
+}
+
 async fn delivery_results_are_recorded(store: Store) {
     let pending = pending_session(&store).await;
     store
@@ -1639,7 +1718,7 @@ async fn delivery_results_are_recorded(store: Store) {
         error: "HTTP 503".into(),
     };
     store
-        .record_delivery(claimed.id, &retry, NOW + 1)
+        .record_delivery(&claimed, &retry, NOW + 1)
         .await
         .expect("record");
     let callback = store
@@ -1669,7 +1748,7 @@ async fn delivery_results_are_recorded(store: Store) {
         .expect("claim")
         .expect("due again");
     store
-        .record_delivery(claimed.id, &DeliveryResult::Delivered, NOW + 11)
+        .record_delivery(&claimed, &DeliveryResult::Delivered, NOW + 11)
         .await
         .expect("record");
     let callback = store
@@ -3108,7 +3187,7 @@ async fn callbacks_are_listed_with_their_user_and_requeued(store: Store) {
     );
     store
         .record_delivery(
-            claimed.id,
+            &claimed,
             &DeliveryResult::GaveUp {
                 error: "HTTP 500".into(),
             },
@@ -3152,7 +3231,7 @@ async fn callbacks_are_listed_with_their_user_and_requeued(store: Store) {
         .expect("claim")
         .expect("due again");
     store
-        .record_delivery(due.id, &DeliveryResult::Delivered, NOW + 4)
+        .record_delivery(&due, &DeliveryResult::Delivered, NOW + 4)
         .await
         .expect("record");
     assert!(

@@ -893,7 +893,7 @@ async fn given_up_callback(app: &TestApp, token: &str) -> eauth_store::Callback 
                 error: "HTTP 503".into(),
             };
             app.store
-                .record_delivery(callback.id, &gave_up, callback.next_attempt_at)
+                .record_delivery(&callback, &gave_up, callback.next_attempt_at)
                 .await
                 .expect("store");
             return app
