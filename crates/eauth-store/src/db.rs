@@ -208,9 +208,21 @@ macro_rules! row {
         }
 
         impl $crate::db::FromSqliteRow for $name {
-            fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+            // Each column's name read once: rusqlite's `get` by name compares the name with
+            // every column's in turn, for each field.
+            fn from_sqlite(sqlite_row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                $(let mut $field = None;)*
+                let statement = sqlite_row.as_ref();
+                for column in 0..statement.column_count() {
+                    match statement.column_name(column)? {
+                        $(stringify!($field) => $field = Some(sqlite_row.get(column)?),)*
+                        _ => {}
+                    }
+                }
                 Ok(Self {
-                    $($field: row.get(stringify!($field))?,)*
+                    $($field: $field.ok_or_else(|| {
+                        rusqlite::Error::InvalidColumnName(stringify!($field).to_owned())
+                    })?,)*
                 })
             }
         }
