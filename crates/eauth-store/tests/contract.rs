@@ -976,11 +976,7 @@ async fn concurrent_page_openings_and_delivery_results_are_each_recorded(store: 
         record.await.expect("join").expect("record");
     }
     for (i, callback) in claimed.iter().enumerate() {
-        let read = store
-            .callback_of_session(callback.session_id)
-            .await
-            .expect("read")
-            .expect("callback");
+        let read = written_callback(&store, callback.session_id).await;
         if i % 2 == 0 {
             assert_eq!(
                 (read.status, read.delivered_at),
@@ -1347,11 +1343,7 @@ async fn a_session_finishes_once_and_writes_its_callback(store: Store) {
         (finished.status, finished.finished_at),
         (SessionStatus::TimedOut, Some(NOW + 120))
     );
-    let callback = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("written");
+    let callback = written_callback(&store, pending.id).await;
     assert!(!callback.approved);
     assert_eq!(callback.session_token, "tok");
     assert_eq!(
@@ -1400,14 +1392,7 @@ async fn an_approved_attempt_marks_its_step_used_and_resets_failures(store: Stor
         ),
         (Some(42), 0, None)
     );
-    assert!(
-        store
-            .callback_of_session(pending.id)
-            .await
-            .expect("read")
-            .expect("written")
-            .approved
-    );
+    assert!(written_callback(&store, pending.id).await.approved);
 
     // The next session of the same user sees the used step.
     let next = session(pending.client_id, &pending.email);
@@ -1469,14 +1454,7 @@ async fn wrong_attempts_count_and_the_last_one_rejects_the_session(store: Store)
         ),
         (2, Some(NOW + 1), Some(NOW + 1))
     );
-    assert!(
-        !store
-            .callback_of_session(pending.id)
-            .await
-            .expect("read")
-            .expect("written")
-            .approved
-    );
+    assert!(!written_callback(&store, pending.id).await.approved);
 
     // Enabling again clears the lock and the failures.
     store
@@ -1577,11 +1555,7 @@ async fn attempts_on_finished_expired_or_unenrolled_sessions_are_not_judged(stor
 }
 
 async fn a_due_callback_is_claimed_by_one_worker_until_its_lease_ends(store: Store) {
-    let pending = pending_session(&store).await;
-    store
-        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
-        .await
-        .expect("finish");
+    let approved = approved_session(&store).await;
     assert!(
         store
             .claim_due_callback(NOW - 1, NOW + 29)
@@ -1596,7 +1570,7 @@ async fn a_due_callback_is_claimed_by_one_worker_until_its_lease_ends(store: Sto
         .await
         .expect("claim")
         .expect("due");
-    assert_eq!((claimed.session_id, claimed.attempts), (pending.id, 1));
+    assert_eq!((claimed.session_id, claimed.attempts), (approved.id, 1));
     assert!(
         store
             .claim_due_callback(NOW + 1, NOW + 31)
@@ -1626,11 +1600,7 @@ async fn a_due_callback_is_claimed_by_one_worker_until_its_lease_ends(store: Sto
 /// A holder whose lease ran out (it waited long for the portal) reports after the worker has
 /// claimed the callback again: its result is of an attempt that is no longer the callback's.
 async fn a_result_of_a_lost_claim_changes_nothing(store: Store) {
-    let pending = pending_session(&store).await;
-    store
-        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
-        .await
-        .expect("finish");
+    let approved = approved_session(&store).await;
     let first = store
         .claim_due_callback(NOW, NOW + 15)
         .await
@@ -1650,11 +1620,7 @@ async fn a_result_of_a_lost_claim_changes_nothing(store: Store) {
         .record_delivery(&first, &late, NOW + 16)
         .await
         .expect("record");
-    let held = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let held = written_callback(&store, approved.id).await;
     assert_eq!(
         (held.status, held.attempts, held.last_error),
         (CallbackStatus::Pending, 2, None),
@@ -1685,11 +1651,7 @@ async fn a_result_of_a_lost_claim_changes_nothing(store: Store) {
         .record_delivery(&second, &retry, NOW + 18)
         .await
         .expect("record");
-    let delivered = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let delivered = written_callback(&store, approved.id).await;
     assert_eq!(
         (
             delivered.status,
@@ -1702,11 +1664,7 @@ async fn a_result_of_a_lost_claim_changes_nothing(store: Store) {
 }
 
 async fn delivery_results_are_recorded(store: Store) {
-    let pending = pending_session(&store).await;
-    store
-        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
-        .await
-        .expect("finish");
+    let approved = approved_session(&store).await;
     let claimed = store
         .claim_due_callback(NOW, NOW + 30)
         .await
@@ -1721,11 +1679,7 @@ async fn delivery_results_are_recorded(store: Store) {
         .record_delivery(&claimed, &retry, NOW + 1)
         .await
         .expect("record");
-    let callback = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let callback = written_callback(&store, approved.id).await;
     assert_eq!(
         (
             callback.status,
@@ -1751,11 +1705,7 @@ async fn delivery_results_are_recorded(store: Store) {
         .record_delivery(&claimed, &DeliveryResult::Delivered, NOW + 11)
         .await
         .expect("record");
-    let callback = store
-        .callback_of_session(pending.id)
-        .await
-        .expect("read")
-        .expect("found");
+    let callback = written_callback(&store, approved.id).await;
     assert_eq!(
         (callback.status, callback.delivered_at, callback.attempts),
         (CallbackStatus::Delivered, Some(NOW + 11), 2)
@@ -1810,6 +1760,16 @@ async fn expired_pending_sessions_are_found_oldest_first(store: Store) {
 /// The session as stored; it must exist.
 async fn stored_session(store: &Store, id: Uuid) -> Session {
     store.session(id).await.expect("read").expect("found")
+}
+
+/// A session approved at `NOW`, its callback written and due.
+async fn approved_session(store: &Store) -> Session {
+    let pending = pending_session(store).await;
+    store
+        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
+        .await
+        .expect("finish");
+    stored_session(store, pending.id).await
 }
 
 /// The callback a finished session wrote; it must exist.
@@ -2834,41 +2794,37 @@ async fn settings_and_callback_secret_changes_touch_only_their_application(store
 }
 
 async fn deleting_an_application_deletes_what_belongs_to_it(store: Store) {
-    let pending = pending_session(&store).await;
-    store
-        .finish_session(&pending, SessionStatus::Approved, NOW, "tok")
-        .await
-        .expect("finish");
+    let approved = approved_session(&store).await;
     let other = pending_session(&store).await;
 
     assert!(
         store
-            .delete_application(pending.client_id)
+            .delete_application(approved.client_id)
             .await
             .expect("delete")
     );
     assert!(
         store
-            .application(pending.client_id)
+            .application(approved.client_id)
             .await
             .expect("read")
             .is_none()
     );
     assert!(
         store
-            .enrollment(pending.client_id, &pending.email)
+            .enrollment(approved.client_id, &approved.email)
             .await
             .expect("read")
             .is_none()
     );
-    assert_eq!(store.session(pending.id).await.expect("read"), None);
+    assert_eq!(store.session(approved.id).await.expect("read"), None);
     assert_eq!(
-        store.callback_of_session(pending.id).await.expect("read"),
+        store.callback_of_session(approved.id).await.expect("read"),
         None
     );
     assert!(
         !store
-            .delete_application(pending.client_id)
+            .delete_application(approved.client_id)
             .await
             .expect("delete again")
     );
@@ -3168,11 +3124,7 @@ async fn callbacks_are_listed_with_their_user_and_requeued(store: Store) {
     assert_eq!((page.items.len(), page.total), (1, 2));
 
     // Given up on: sent again on request, at once.
-    let given_up = store
-        .callback_of_session(first.id)
-        .await
-        .expect("read")
-        .expect("written");
+    let given_up = written_callback(&store, first.id).await;
     let claimed = store
         .claim_callback(given_up.id, NOW, NOW + 15)
         .await
@@ -3216,11 +3168,7 @@ async fn callbacks_are_listed_with_their_user_and_requeued(store: Store) {
             .await
             .expect("requeue")
     );
-    let requeued = store
-        .callback_of_session(first.id)
-        .await
-        .expect("read")
-        .expect("written");
+    let requeued = written_callback(&store, first.id).await;
     assert_eq!(
         (requeued.status, requeued.next_attempt_at, requeued.attempts),
         (CallbackStatus::Pending, NOW + 3, 1)
