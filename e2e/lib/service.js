@@ -29,6 +29,8 @@ async function startService({ logPath, sessionTtlSecs }) {
     EAUTH_DATA_DIR: dataDir,
     EAUTH_LISTEN: "127.0.0.1:0",
     EAUTH_LOG: "info",
+    // The tests' portals listen on loopback.
+    EAUTH_PRIVATE_CALLBACKS: "true",
     ...(sessionTtlSecs ? { EAUTH_SESSION_TTL_SECS: String(sessionTtlSecs) } : {}),
   });
   try {

@@ -163,6 +163,8 @@ impl Eauthd {
                 .env("EAUTH_MASTER_KEY", &master_hex)
                 .env("EAUTH_LISTEN", "127.0.0.1:0")
                 .env("EAUTH_SESSION_TTL_SECS", SESSION_TTL_SECS)
+                // The portal's callback endpoint is the generator's, on loopback.
+                .env("EAUTH_PRIVATE_CALLBACKS", "true")
                 .kill_on_drop(true);
             // The service's own log filter, for profiling (e.g. `eauth_store=trace`).
             if let Some(filter) = std::env::var_os(LOG_ENV) {

@@ -45,6 +45,9 @@ pub struct Settings {
     /// API requests handled at once; beyond it requests are refused with OVERLOADED at once
     /// rather than queued until they time out.
     pub max_concurrent_requests: usize,
+    /// Send callbacks to loopback, private and link-local addresses too (see
+    /// [`crate::outbound`]): for development, and for portals on the operator's own network.
+    pub private_callbacks: bool,
 }
 
 /// The defaults, as the base layer.
@@ -56,6 +59,7 @@ struct Defaults {
     trusted_proxies: Vec<String>,
     insecure_http: bool,
     max_concurrent_requests: usize,
+    private_callbacks: bool,
 }
 
 const DEFAULTS: fn() -> Defaults = || Defaults {
@@ -65,10 +69,11 @@ const DEFAULTS: fn() -> Defaults = || Defaults {
     trusted_proxies: Vec::new(),
     insecure_http: false,
     max_concurrent_requests: 512,
+    private_callbacks: false,
 };
 
 /// The environment variables read, without their `EAUTH_` prefix.
-const ENV_KEYS: [&str; 14] = [
+const ENV_KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -81,6 +86,7 @@ const ENV_KEYS: [&str; 14] = [
     "trusted_proxies",
     "insecure_http",
     "max_concurrent_requests",
+    "private_callbacks",
     "log",
     "config",
 ];

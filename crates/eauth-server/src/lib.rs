@@ -14,6 +14,7 @@ pub mod config;
 pub mod console;
 pub mod health;
 mod html;
+pub mod outbound;
 pub mod registration;
 pub mod server;
 pub mod state;

@@ -132,7 +132,7 @@ impl RunningServer {
             trusted_proxies: settings.trusted_proxies.clone(),
             clock,
             wakeup: worker::Wakeup::default(),
-            http: worker::http_client(),
+            callbacks: worker::callbacks_client(settings.private_callbacks),
             push: PushSignals::default(),
         });
         let service = app(state.clone(), settings.max_concurrent_requests)

@@ -52,7 +52,7 @@ pub struct Shared {
     /// Wakes the callback worker.
     pub wakeup: crate::worker::Wakeup,
     /// Sends callbacks.
-    pub http: reqwest::Client,
+    pub callbacks: crate::outbound::Callbacks,
     /// Wakes the app's long polls when this process offers a sign-in to a user's devices.
     pub push: crate::app_api::PushSignals,
 }

@@ -14,7 +14,10 @@ use eauth_store::{Application, Callback, DeliveryResult};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::{
+    outbound::{self, CallError},
+    state::AppState,
+};
 
 /// How long one delivery may take (the 5 s), and how long a claim holds beyond it.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,15 +45,10 @@ impl Wakeup {
     }
 }
 
-/// The HTTP client for callbacks: no redirects (a 3xx is not a delivery, and following one
-/// would let a callback URL point the service elsewhere), a 5 s timeout.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(DELIVERY_TIMEOUT)
-        .user_agent(concat!("eAuthenticator/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("BUG: a client with static settings builds")
+/// The client for callbacks (see [`outbound`]), with the 5 s timeout of a delivery; to private
+/// networks only if `private_allowed`.
+pub fn callbacks_client(private_allowed: bool) -> outbound::Callbacks {
+    outbound::Callbacks::new(DELIVERY_TIMEOUT, private_allowed)
 }
 
 /// Finishes, as TIMEOUT, every pending session whose lifetime is over; returns how many.
@@ -204,7 +202,11 @@ async fn send(
         callback.approved,
         &callback.session_token,
     );
-    let response = state.http.get(url).send().await.map_err(|error| {
+    let response = state.callbacks.get(url).await.map_err(|error| {
+        let error = match error {
+            CallError::NotPublic => return error.to_string(),
+            CallError::Request(error) => error,
+        };
         if error.is_timeout() {
             format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())
         } else if error.is_connect() {

@@ -38,7 +38,8 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Serve {
-        /// Also run the example portal on http://localhost:3000, registered with the service.
+        /// Also run the example portal on http://localhost:3000, registered with the service
+        /// (and callbacks to this machine allowed: `private_callbacks`).
         #[arg(long)]
         demo: bool,
     },
@@ -166,6 +167,17 @@ impl From<AdminError> for Failure {
 }
 
 async fn serve(settings: &Settings, demo: bool) -> anyhow::Result<()> {
+    // The demo's portal, on this machine, receives the callbacks.
+    let demo_settings;
+    let settings = if demo {
+        demo_settings = Settings {
+            private_callbacks: true,
+            ..settings.clone()
+        };
+        &demo_settings
+    } else {
+        settings
+    };
     let server = RunningServer::start(settings).await?;
     let service = server.public_url.as_str().trim_end_matches('/').to_owned();
     println!(

@@ -20,7 +20,9 @@ fn eauthd(data_dir: &Path, database_url: Option<&str>) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
         .env("EAUTH_DATA_DIR", data_dir)
-        .env("EAUTH_LISTEN", "127.0.0.1:0");
+        .env("EAUTH_LISTEN", "127.0.0.1:0")
+        // The tests' callback receivers listen on loopback.
+        .env("EAUTH_PRIVATE_CALLBACKS", "true");
     if let Some(url) = database_url {
         command.env("EAUTH_DATABASE_URL", url);
     }

@@ -52,6 +52,7 @@ impl Service {
                 listen: "127.0.0.1:0".parse().expect("address"),
                 data_dir: data_dir.path().to_path_buf(),
                 database_url: Some(database.url().to_owned()),
+                private_callbacks: true,
                 ..Settings::defaults()
             };
             let server = RunningServer::start(&settings)

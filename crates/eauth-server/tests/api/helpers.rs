@@ -83,6 +83,8 @@ pub async fn spawn_app_with(
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: data_dir.path().to_path_buf(),
         database_url: Some(database.url().to_owned()),
+        // The tests' callback receivers listen on loopback.
+        private_callbacks: true,
         ..Settings::defaults()
     };
     configure(&mut settings);

@@ -594,6 +594,49 @@ async fn a_receiver_that_is_down_gets_the_callback_once_it_is_back(app: TestApp)
 }
 
 #[tokio::test]
+async fn by_default_no_callback_goes_to_this_machine_and_the_sign_in_goes_on() {
+    // The settings' default, not the fixture's: callbacks to public addresses only.
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.private_callbacks = eauth_server::Settings::defaults().private_callbacks;
+    })
+    .await
+    .expect("sqlite");
+    let (portal, mut receiver) = portal(&app).await;
+    let token = session_token(&app, &portal).await;
+    let browser = Browser::new(&app);
+    let form = open_redirect(&browser, &token).await.form();
+    let done = browser.post(&form, "verify", &code_at(0)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&app, &token).await, SessionStatus::Approved);
+    // The refusal is the first attempt, recorded just after the browser was sent on.
+    let mut recorded = None;
+    for _ in 0..50 {
+        let callback = app
+            .store
+            .callback_of_session(token_id(&token))
+            .await
+            .expect("store")
+            .expect("callback");
+        if callback.last_error.is_some() {
+            recorded = Some(callback);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let callback = recorded.expect("the attempt is recorded");
+    assert_eq!(callback.status, eauth_store::CallbackStatus::Pending);
+    let error = callback.last_error.expect("an error");
+    assert!(
+        error.contains("not a public address") && error.contains("private_callbacks"),
+        "{error}"
+    );
+    assert!(
+        receiver.already_received().is_none(),
+        "the receiver on loopback was called"
+    );
+}
+
+#[tokio::test]
 async fn an_unanswered_session_times_out_and_the_backend_is_told() {
     let app = spawn_app_with(Backend::Sqlite, |settings| settings.session_ttl_secs = 2)
         .await

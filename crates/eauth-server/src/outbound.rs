@@ -1,0 +1,286 @@
+//! The service's own requests: the callbacks, to URLs that integrators choose.
+//!
+//! Whoever registers an application chooses where the service sends requests from inside its
+//! network. Without a rule, a callback URL could make the service call what only it can reach:
+//! an admin page on the private network, the cloud's metadata address (server-side request
+//! forgery; the signed query the service appends would not stop a GET from doing harm). So
+//! unless the operator allows private networks (`private_callbacks`: development, or portals
+//! on the operator's own network), a callback goes only to public addresses. Checked when
+//! connecting, on every address the name resolves to, not when the URL is registered: a name
+//! that resolved to a public address then may resolve to a private one now. An egress proxy
+//! (`HTTPS_PROXY`), if set, resolves names itself, and its own rules apply.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::{Host, Url};
+
+/// Why a callback request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Its host is not a public address.
+    #[error(
+        "the callback URL's host is not a public address (loopback, private network, link-local \
+         or reserved); the service calls private networks only when its private_callbacks \
+         setting is on"
+    )]
+    NotPublic,
+    /// The request itself failed.
+    #[error(transparent)]
+    Request(reqwest::Error),
+}
+
+/// The client that sends callbacks, under the rule above.
+#[derive(Clone)]
+pub struct Callbacks {
+    client: reqwest::Client,
+    private_allowed: bool,
+}
+
+impl Callbacks {
+    /// No redirects (a 3xx is not a delivery, and following one would let a callback URL point
+    /// the service elsewhere), a `timeout` per request; public addresses only unless
+    /// `private_allowed`.
+    pub fn new(timeout: Duration, private_allowed: bool) -> Self {
+        let builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .user_agent(concat!("eAuthenticator/", env!("CARGO_PKG_VERSION")));
+        let builder = if private_allowed {
+            builder
+        } else {
+            builder.dns_resolver(PublicOnly)
+        };
+        Self {
+            client: builder
+                .build()
+                .expect("BUG: a client with static settings builds"),
+            private_allowed,
+        }
+    }
+
+    /// GETs `url`, if the rule allows its host.
+    pub async fn get(&self, url: Url) -> Result<reqwest::Response, CallError> {
+        // The resolver never sees an address written in the URL: it is checked here.
+        let literal = match url.host() {
+            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if !self.private_allowed && literal.is_some_and(|ip| !is_public(ip)) {
+            return Err(CallError::NotPublic);
+        }
+        self.client.get(url).send().await.map_err(|error| {
+            if refused_by_resolver(&error) {
+                CallError::NotPublic
+            } else {
+                CallError::Request(error)
+            }
+        })
+    }
+}
+
+/// What [`PublicOnly`] fails with, to be found again among the sources of reqwest's error.
+#[derive(Debug, thiserror::Error)]
+#[error("resolves to no public address")]
+struct NoPublicAddress;
+
+fn refused_by_resolver(error: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<NoPublicAddress>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// Resolves names as the system does, then keeps only public addresses.
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let public: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|address| is_public(address.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(NoPublicAddress.into());
+            }
+            let addresses: Addrs = Box::new(public.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// Whether `ip` is an address of the public internet: not loopback, private, shared (CGNAT),
+/// link-local, multicast, documentation, benchmarking or reserved, nor such an IPv4 address
+/// inside an IPv6 one. By hand: the standard library's `is_global` is not stable yet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => is_public_v4(ip),
+        IpAddr::V6(ip) => is_public_v6(ip),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || a == 0 // "this network"
+        || ip.is_loopback()
+        || ip.is_private()
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT), 100.64/10
+        || ip.is_link_local() // 169.254/16, the cloud metadata address among them
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments, 192.0.0/24
+        || ip.is_documentation()
+        || (a == 198 && (18..20).contains(&b)) // benchmarking, 198.18/15
+        || ip.is_multicast()
+        || a >= 240) // reserved, and the broadcast address
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    let segments = ip.segments();
+    let embedded_v4 = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    match segments {
+        // NAT64 (64:ff9b::/96): an IPv4 address in the last 32 bits.
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] => is_public_v4(embedded_v4(high, low)),
+        // 6to4 (2002::/16): an IPv4 address in the next 32 bits.
+        [0x2002, high, low, ..] => is_public_v4(embedded_v4(high, low)),
+        _ => {
+            !(ip.is_unspecified()
+                || ip.is_loopback()
+                || segments[..6] == [0; 6] // IPv4-compatible (deprecated)
+                || ip.is_unique_local() // fc00::/7
+                || ip.is_unicast_link_local() // fe80::/10
+                || (segments[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
+                || ip.is_multicast()
+                || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
+                || (segments[0] == 0x2001 && segments[1] == 0) // Teredo, 2001::/32
+                || segments[0] == 0x0100 && segments[1..4] == [0; 3]) // discard-only, 100::/64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn public(address: &str) -> bool {
+        is_public(address.parse().expect("an address"))
+    }
+
+    #[test]
+    fn only_addresses_of_the_public_internet_are_public() {
+        for address in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
+            assert!(public(address), "{address}");
+        }
+        for address in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "127.5.5.5",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.169.254",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::10.0.0.1",
+            "2002:0a00:0001::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2001:0:4136:e378::1",
+            "100::1",
+        ] {
+            assert!(!public(address), "{address}");
+        }
+        // The neighbours of the ranges refused are public.
+        for address in [
+            "172.32.0.1",
+            "100.128.0.1",
+            "198.20.0.1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:0808:0808::1",
+        ] {
+            assert!(public(address), "{address}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_or_an_address_of_a_private_network_is_refused_before_any_connection() {
+        // The binary installs it at start.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A listener on loopback, asked without waiting whether anyone connected.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("address").port();
+        let callbacks = Callbacks::new(Duration::from_secs(5), false);
+        for url in [
+            format!("http://127.0.0.1:{port}/callback"),
+            format!("http://localhost:{port}/callback"),
+            format!("http://[::ffff:127.0.0.1]:{port}/callback"),
+        ] {
+            let refused = callbacks.get(url.parse().expect("URL")).await;
+            assert!(
+                matches!(refused, Err(CallError::NotPublic)),
+                "{url}: {refused:?}"
+            );
+        }
+        // The kernel completes a connection before it is accepted: one made above would be here.
+        let accepted = listener.accept();
+        assert!(
+            accepted
+                .as_ref()
+                .is_err_and(|error| error.kind() == std::io::ErrorKind::WouldBlock),
+            "the service connected to a private address: {accepted:?}"
+        );
+        // Allowed, the same URL reaches the listener.
+        let allowed = Callbacks::new(Duration::from_secs(5), true);
+        let url: Url = format!("http://localhost:{port}/callback")
+            .parse()
+            .expect("URL");
+        let call = tokio::spawn(async move { allowed.get(url).await });
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let (stream, _) = listener.accept().await.expect("a connection");
+        drop(stream);
+        let _ = call.await;
+    }
+}
