@@ -41,6 +41,8 @@ pub struct Admin {
     store: Store,
     vault: Vault,
     clock: Clock,
+    /// The service's `private_callbacks` setting, which callback URLs are checked against.
+    private_callbacks: bool,
 }
 
 fn invalid(field: &str, error: impl std::fmt::Display) -> AdminError {
@@ -59,6 +61,7 @@ impl Admin {
             store,
             vault,
             clock: Clock::system(),
+            private_callbacks: settings.private_callbacks,
         })
     }
 
@@ -78,6 +81,7 @@ impl Admin {
             &input.ips,
             &input.callback_url,
             &input.redirect_uris,
+            self.private_callbacks,
         )
         .map_err(|errors| match errors.first() {
             Some(error) => invalid(error.field.flag(), &error.message),

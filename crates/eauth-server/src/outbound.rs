@@ -62,6 +62,11 @@ impl Callbacks {
         }
     }
 
+    /// Whether callbacks may go to private networks (the `private_callbacks` setting).
+    pub fn private_allowed(&self) -> bool {
+        self.private_allowed
+    }
+
     /// GETs `url`, if the rule allows its host.
     pub async fn get(&self, url: Url) -> Result<reqwest::Response, CallError> {
         // The resolver never sees an address written in the URL: it is checked here.
@@ -80,6 +85,20 @@ impl Callbacks {
                 CallError::Request(error)
             }
         })
+    }
+}
+
+/// Whether `url`'s host is not public whatever it resolves to: an address that is not, or
+/// `localhost`. (Other names are checked at each delivery.)
+pub fn plainly_private(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 

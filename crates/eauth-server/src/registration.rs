@@ -7,6 +7,8 @@ use eauth_core::{
 };
 use eauth_store::Application;
 
+use crate::outbound;
+
 /// A setting of an application, as the command line and the console's form name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -57,11 +59,14 @@ pub struct Settings {
 impl Settings {
     /// Parses every field, and reports every field that is wrong (not only the first), so a
     /// form can show each message next to its field. Blank entries in the lists are skipped.
+    /// Unless `private_callbacks` (the service's setting), a callback URL whose host is plainly
+    /// not public (an address, `localhost`) is refused here rather than at every delivery.
     pub fn parse<S: AsRef<str>>(
         name: &str,
         ips: &[S],
         callback_url: &str,
         redirect_uris: &[S],
+        private_callbacks: bool,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = check(&mut errors, Field::Name, ApplicationName::parse(name));
@@ -73,7 +78,18 @@ impl Settings {
         let callback_url = check(
             &mut errors,
             Field::CallbackUrl,
-            CallbackUrl::parse(callback_url),
+            CallbackUrl::parse(callback_url)
+                .map_err(|error| error.to_string())
+                .and_then(|url| {
+                    if private_callbacks || !outbound::plainly_private(url.as_url()) {
+                        return Ok(url);
+                    }
+                    Err(format!(
+                        "{:?} is not a public address, and this service calls only public \
+                         addresses (its operator allows private networks with private_callbacks)",
+                        url.as_url().host_str().unwrap_or_default()
+                    ))
+                }),
         );
         let redirect_uris = check(
             &mut errors,
@@ -194,6 +210,7 @@ mod tests {
             &["10.0.0.1", "10.0.0.0/33"],
             "http://portal.example.com/cb",
             &["", "  "],
+            false,
         )
         .expect_err("all four are wrong");
         let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
@@ -213,6 +230,41 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_url_on_a_private_host_is_refused_unless_the_service_allows_them() {
+        let parse = |callback_url: &str, private_callbacks| {
+            Settings::parse(
+                "Portal",
+                &["203.0.113.7"],
+                callback_url,
+                &["https://portal.example.com/cb"],
+                private_callbacks,
+            )
+        };
+        for url in [
+            "http://127.0.0.1:3000/cb",
+            "http://localhost:3000/cb",
+            "https://app.localhost/cb",
+            "https://10.0.0.5/cb",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[fd00::1]/cb",
+            "https://[::ffff:192.168.0.1]/cb",
+        ] {
+            let errors = parse(url, false).expect_err(url);
+            assert_eq!(errors.len(), 1, "{url}");
+            assert_eq!(errors[0].field, Field::CallbackUrl);
+            assert!(
+                errors[0].message.contains("private_callbacks"),
+                "{url}: {}",
+                errors[0].message
+            );
+            parse(url, true).unwrap_or_else(|errors| panic!("{url} when allowed: {errors:?}"));
+        }
+        // A name is checked at each delivery, where it resolves.
+        parse("https://portal.example.com/eauth", false).expect("a name");
+        parse("https://93.184.215.14/eauth", false).expect("a public address");
+    }
+
+    #[test]
     fn good_settings_parse_with_blank_lines_and_duplicates_dropped() {
         let settings = Settings::parse(
             "Portal",
@@ -223,6 +275,7 @@ mod tests {
                 "",
                 "https://portal.example.com/cb",
             ],
+            false,
         )
         .expect("valid");
         assert_eq!(settings.name.as_str(), "Portal");
@@ -241,6 +294,7 @@ mod tests {
             &["127.0.0.1"],
             "https://portal.example.com/eauth",
             &["https://portal.example.com/cb"],
+            false,
         )
         .expect("valid");
         let owner = Email::parse("jane@example.com").expect("email");

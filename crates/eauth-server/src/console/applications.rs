@@ -138,10 +138,16 @@ impl AppForm {
         }
     }
 
-    fn parse(&self) -> Result<registration::Settings, Vec<FieldError>> {
+    fn parse(&self, state: &AppState) -> Result<registration::Settings, Vec<FieldError>> {
         let ips: Vec<&str> = self.ips.lines().collect();
         let redirect_uris: Vec<&str> = self.redirect_uris.lines().collect();
-        registration::Settings::parse(&self.name, &ips, &self.callback_url, &redirect_uris)
+        registration::Settings::parse(
+            &self.name,
+            &ips,
+            &self.callback_url,
+            &redirect_uris,
+            state.callbacks.private_allowed(),
+        )
     }
 }
 
@@ -247,7 +253,7 @@ pub(super) async fn create(
     ClientIp(source): ClientIp,
     Posted { account, form }: Posted<AppForm>,
 ) -> Result<Response, ConsoleError> {
-    let settings = match form.parse() {
+    let settings = match form.parse(&state) {
         Ok(settings) => settings,
         Err(errors) => {
             let again = AppFormPage {
@@ -429,7 +435,7 @@ pub(super) async fn save_settings(
     Posted { account, form }: Posted<AppForm>,
 ) -> Result<Response, ConsoleError> {
     let app = owned(&state, &account, &id).await?;
-    let settings = match form.parse() {
+    let settings = match form.parse(&state) {
         Ok(settings) => settings,
         Err(errors) => {
             let again = settings_page(&state, &account, &app, form, errors);

@@ -601,7 +601,40 @@ async fn by_default_no_callback_goes_to_this_machine_and_the_sign_in_goes_on() {
     })
     .await
     .expect("sqlite");
-    let (portal, mut receiver) = portal(&app).await;
+    let mut receiver = Receiver::start().await;
+    let input = ApplicationInput {
+        name: "Portal".into(),
+        ips: vec!["127.0.0.1".into()],
+        callback_url: receiver.url.clone(),
+        redirect_uris: vec![PORTAL.into()],
+        owner: None,
+    };
+    // Refused when registered: an address on this machine is plainly not public.
+    let admin = app.admin().await;
+    let refused = admin.create_application(&input).await;
+    admin.close().await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|error| error.to_string().contains("private_callbacks")),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    // Registered while private networks were allowed; the service now runs without them.
+    let allowing = eauth_server::Settings {
+        private_callbacks: true,
+        ..app.settings.clone()
+    };
+    let admin = eauth_server::admin::Admin::open(&allowing)
+        .await
+        .expect("admin");
+    let portal: TestApplication = admin
+        .create_application(&input)
+        .await
+        .expect("registered")
+        .into();
+    admin.close().await;
+    assert_eq!(app.enable(&portal, EMAIL).await.code(), "SUCCESS");
     let token = session_token(&app, &portal).await;
     let browser = Browser::new(&app);
     let form = open_redirect(&browser, &token).await.form();
