@@ -55,7 +55,8 @@ pub fn redact_url(url: &str) -> String {
 
 /// Every route of the service, with its middleware.
 pub fn app(state: AppState, max_concurrent_requests: usize) -> Router {
-    Router::new()
+    let hsts = strict_transport_security(&state.public_url);
+    let router = Router::new()
         .merge(api::router(max_concurrent_requests))
         .merge(app_api::router(max_concurrent_requests))
         .merge(health::router())
@@ -75,7 +76,32 @@ pub fn app(state: AppState, max_concurrent_requests: usize) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: query strings carry session tokens.
             tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        }));
+    match hsts {
+        Some(value) => router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            value,
+        )),
+        None => router,
+    }
+}
+
+/// `Strict-Transport-Security` for a service whose public URL is https on a name: browsers
+/// then never send a session token over plain HTTP to it, not even when a link says http.
+/// Not for `localhost` (browsers apply it to the host whatever the port, so every plain-HTTP
+/// development server there, the demo's portal among them, would stop loading) nor for an
+/// address (browsers ignore it there).
+fn strict_transport_security(public_url: &Url) -> Option<HeaderValue> {
+    let name = match public_url.host() {
+        Some(url::Host::Domain(name)) if public_url.scheme() == "https" => name,
+        _ => return None,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return None;
+    }
+    // A year, as browsers' preload lists ask; not for subdomains, which may be others' services.
+    Some(HeaderValue::from_static("max-age=31536000"))
 }
 
 /// Logs the internal cause behind a failed response; the response itself carries none.
