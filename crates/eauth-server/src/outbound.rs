@@ -6,9 +6,10 @@
 //! forgery; the signed query the service appends would not stop a GET from doing harm). So
 //! unless the operator allows private networks (`private_callbacks`: development, or portals
 //! on the operator's own network), a callback goes only to public addresses. Checked when
-//! connecting, on every address the name resolves to, not when the URL is registered: a name
-//! that resolved to a public address then may resolve to a private one now. An egress proxy
-//! (`HTTPS_PROXY`), if set, resolves names itself, and its own rules apply.
+//! connecting, on every address the name resolves to: a name that resolved to a public
+//! address when it was registered may resolve to a private one now. (Registration refuses
+//! early what is plainly private, see [`plainly_private`].) An egress proxy (`HTTPS_PROXY`),
+//! if set, resolves names itself, and its own rules apply.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -70,12 +71,7 @@ impl Callbacks {
     /// GETs `url`, if the rule allows its host.
     pub async fn get(&self, url: Url) -> Result<reqwest::Response, CallError> {
         // The resolver never sees an address written in the URL: it is checked here.
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if !self.private_allowed && literal.is_some_and(|ip| !is_public(ip)) {
+        if !self.private_allowed && plainly_private(&url) {
             return Err(CallError::NotPublic);
         }
         self.client.get(url).send().await.map_err(|error| {
@@ -264,6 +260,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_resolver_keeps_only_public_addresses() {
+        let resolved = PublicOnly
+            .resolve("localhost".parse().expect("a name"))
+            .await;
+        assert!(
+            resolved.is_err_and(|error| error.is::<NoPublicAddress>()),
+            "localhost resolved to a public address"
+        );
+    }
+
+    #[tokio::test]
     async fn a_name_or_an_address_of_a_private_network_is_refused_before_any_connection() {
         // The binary installs it at start.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -272,11 +279,28 @@ mod tests {
         listener.set_nonblocking(true).expect("non-blocking");
         let port = listener.local_addr().expect("address").port();
         let callbacks = Callbacks::new(Duration::from_secs(5), false);
-        for url in [
+        let mut urls = vec![
             format!("http://127.0.0.1:{port}/callback"),
             format!("http://localhost:{port}/callback"),
             format!("http://[::ffff:127.0.0.1]:{port}/callback"),
-        ] {
+        ];
+        // A name that is not plainly private goes to the resolver: the machine's own name,
+        // where it resolves to loopback (here and in CI: /etc/hosts).
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let hostname = hostname.trim();
+        let to_loopback = tokio::net::lookup_host((hostname, 0))
+            .await
+            .is_ok_and(|mut found| found.all(|address| address.ip().is_loopback()));
+        if to_loopback {
+            urls.push(format!("http://{hostname}:{port}/callback"));
+        } else {
+            // Test output, read by whoever runs the tests.
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{hostname:?} does not resolve to loopback: its case is left out");
+            }
+        }
+        for url in urls {
             let refused = callbacks.get(url.parse().expect("URL")).await;
             assert!(
                 matches!(refused, Err(CallError::NotPublic)),
