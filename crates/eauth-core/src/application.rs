@@ -176,9 +176,7 @@ pub fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
 
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(Host::Domain(domain)) => {
-            domain.eq_ignore_ascii_case("localhost") || domain.ends_with(".localhost")
-        }
+        Some(Host::Domain(domain)) => crate::address::is_localhost(domain),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,

@@ -7,6 +7,7 @@
 // Libraries report through `tracing`: a print is a leftover of debugging.
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod address;
 pub mod application;
 pub mod callback;
 pub mod console;

@@ -7,8 +7,6 @@ use eauth_core::{
 };
 use eauth_store::Application;
 
-use crate::outbound;
-
 /// A setting of an application, as the command line and the console's form name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -81,7 +79,7 @@ impl Settings {
             CallbackUrl::parse(callback_url)
                 .map_err(|error| error.to_string())
                 .and_then(|url| {
-                    if private_callbacks || !outbound::plainly_private(url.as_url()) {
+                    if private_callbacks || !eauth_core::address::is_plainly_private(url.as_url()) {
                         return Ok(url);
                     }
                     Err(format!(

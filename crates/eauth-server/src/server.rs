@@ -96,8 +96,7 @@ fn strict_transport_security(public_url: &Url) -> Option<HeaderValue> {
         Some(url::Host::Domain(name)) if public_url.scheme() == "https" => name,
         _ => return None,
     };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    if name == "localhost" || name.ends_with(".localhost") {
+    if eauth_core::address::is_localhost(name) {
         return None;
     }
     // A year, as browsers' preload lists ask; not for subdomains, which may be others' services.
