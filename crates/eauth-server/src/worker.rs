@@ -202,20 +202,7 @@ async fn send(
         callback.approved,
         &callback.session_token,
     );
-    let response = state.callbacks.get(url).await.map_err(|error| {
-        let error = match error {
-            CallError::NotPublic => return error.to_string(),
-            CallError::Request(error) => error,
-        };
-        if error.is_timeout() {
-            format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())
-        } else if error.is_connect() {
-            "cannot connect to the callback URL".to_owned()
-        } else {
-            // Without the URL: it carries the session token.
-            format!("request failed: {}", error.without_url())
-        }
-    })?;
+    let response = state.callbacks.get(url).await.map_err(failure)?;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -223,6 +210,21 @@ async fn send(
             "the callback URL answered HTTP {}",
             response.status().as_u16()
         ))
+    }
+}
+
+/// Why a callback request failed, in words for the log and the console.
+fn failure(error: CallError) -> String {
+    match error {
+        CallError::NotPublic => CallError::NotPublic.to_string(),
+        CallError::Request(error) if error.is_timeout() => {
+            format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs())
+        }
+        CallError::Request(error) if error.is_connect() => {
+            "cannot connect to the callback URL".to_owned()
+        }
+        // Without the URL: it carries the session token.
+        CallError::Request(error) => format!("request failed: {}", error.without_url()),
     }
 }
 

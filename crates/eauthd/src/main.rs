@@ -168,15 +168,9 @@ impl From<AdminError> for Failure {
 
 async fn serve(settings: &Settings, demo: bool) -> anyhow::Result<()> {
     // The demo's portal, on this machine, receives the callbacks.
-    let demo_settings;
-    let settings = if demo {
-        demo_settings = Settings {
-            private_callbacks: true,
-            ..settings.clone()
-        };
-        &demo_settings
-    } else {
-        settings
+    let settings = &Settings {
+        private_callbacks: settings.private_callbacks || demo,
+        ..settings.clone()
     };
     let server = RunningServer::start(settings).await?;
     let service = server.public_url.as_str().trim_end_matches('/').to_owned();
