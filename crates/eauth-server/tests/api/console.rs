@@ -881,31 +881,15 @@ async fn another_accounts_application_is_not_found_and_nothing_changes(app: Test
 /// The callback of a finished session, once its first delivery failed, marked as given up on
 /// (as the worker does after a day) so that nothing but "send again" moves it.
 async fn given_up_callback(app: &TestApp, token: &str) -> eauth_store::Callback {
-    for _ in 0..100 {
-        let callback = app
-            .store
-            .callback_of_session(token_id(token))
-            .await
-            .expect("store")
-            .expect("callback");
-        if callback.last_error.is_some() {
-            let gave_up = eauth_store::DeliveryResult::GaveUp {
-                error: "HTTP 503".into(),
-            };
-            app.store
-                .record_delivery(&callback, &gave_up, callback.next_attempt_at)
-                .await
-                .expect("store");
-            return app
-                .store
-                .callback_of_session(token_id(token))
-                .await
-                .expect("store")
-                .expect("callback");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the callback was never attempted");
+    let callback = app.callback_once(token, |c| c.last_error.is_some()).await;
+    let gave_up = eauth_store::DeliveryResult::GaveUp {
+        error: "HTTP 503".into(),
+    };
+    app.store
+        .record_delivery(&callback, &gave_up, callback.next_attempt_at)
+        .await
+        .expect("store");
+    app.callback_once(token, |_| true).await
 }
 
 const ALL: eauth_store::PageRequest = eauth_store::PageRequest {
@@ -1509,21 +1493,7 @@ async fn a_failed_callback_can_be_sent_again(app: TestApp) {
     .await;
     receiver.next_within(Duration::from_secs(10)).await;
     // The failure is recorded shortly after the attempt.
-    let mut callback = None;
-    for _ in 0..50 {
-        let current = app
-            .store
-            .callback_of_session(token_id(&token))
-            .await
-            .expect("store")
-            .expect("callback");
-        if current.last_error.is_some() {
-            callback = Some(current);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let callback = callback.expect("the failed attempt is recorded");
+    let callback = app.callback_once(&token, |c| c.last_error.is_some()).await;
     assert_eq!(callback.status, CallbackStatus::Pending);
 
     let page = browser.app_page(&created, "callbacks").await;
@@ -1551,22 +1521,11 @@ async fn a_failed_callback_can_be_sent_again(app: TestApp) {
     .await
     .expect("sent again at once");
     assert_eq!(call.session_token(), token);
-    for _ in 0..50 {
-        let current = app
-            .store
-            .callback_of_session(token_id(&token))
-            .await
-            .expect("store")
-            .expect("callback");
-        if current.status == CallbackStatus::Delivered {
-            let page = browser.app_page(&created, "callbacks").await;
-            assert!(page.says(">Delivered<"));
-            assert!(!page.says(">Send again</button>"), "nothing left to send");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the callback was not delivered");
+    app.callback_once(&token, |c| c.status == CallbackStatus::Delivered)
+        .await;
+    let page = browser.app_page(&created, "callbacks").await;
+    assert!(page.says(">Delivered<"));
+    assert!(!page.says(">Send again</button>"), "nothing left to send");
 }
 
 async fn deleting_needs_the_name_and_removes_everything(app: TestApp) {

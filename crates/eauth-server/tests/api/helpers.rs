@@ -1,6 +1,6 @@
 //! `spawn_app`: a fresh database, data directory and server per test, and typed calls.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use eauth_core::{ClientId, Email};
 use eauth_server::{
@@ -184,6 +184,30 @@ impl Answer {
 pub const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
 impl TestApp {
+    /// The callback of the session behind `token` once `ready` holds for it (within 10 s): a
+    /// delivery's result is recorded on a task of its own, just after the request that made it.
+    pub async fn callback_once(
+        &self,
+        token: &str,
+        ready: impl Fn(&eauth_store::Callback) -> bool,
+    ) -> eauth_store::Callback {
+        let mut last = None;
+        for _ in 0..100 {
+            let callback = self
+                .store
+                .callback_of_session(token_id(token))
+                .await
+                .expect("store")
+                .expect("callback");
+            if ready(&callback) {
+                return callback;
+            }
+            last = Some(callback);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the callback never got there: {last:?}");
+    }
+
     pub async fn admin(&self) -> Admin {
         Admin::open(&self.settings).await.expect("admin")
     }

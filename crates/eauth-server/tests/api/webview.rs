@@ -572,25 +572,11 @@ async fn a_receiver_that_is_down_gets_the_callback_once_it_is_back(app: TestApp)
         ("false", token.as_str())
     );
     let callback = app
-        .store
-        .callback_of_session(token_id(&token))
-        .await
-        .expect("store")
-        .expect("callback");
-    for _ in 0..50 {
-        let callback = app
-            .store
-            .callback_of_session(token_id(&token))
-            .await
-            .expect("store")
-            .expect("callback");
-        if callback.status == eauth_store::CallbackStatus::Delivered {
-            assert_eq!(callback.attempts, 2);
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("delivery not recorded: {callback:?}");
+        .callback_once(&token, |c| {
+            c.status == eauth_store::CallbackStatus::Delivered
+        })
+        .await;
+    assert_eq!(callback.attempts, 2);
 }
 
 #[tokio::test]
@@ -642,21 +628,7 @@ async fn by_default_no_callback_goes_to_this_machine_and_the_sign_in_goes_on() {
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(status_of(&app, &token).await, SessionStatus::Approved);
     // The refusal is the first attempt, recorded just after the browser was sent on.
-    let mut recorded = None;
-    for _ in 0..50 {
-        let callback = app
-            .store
-            .callback_of_session(token_id(&token))
-            .await
-            .expect("store")
-            .expect("callback");
-        if callback.last_error.is_some() {
-            recorded = Some(callback);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let callback = recorded.expect("the attempt is recorded");
+    let callback = app.callback_once(&token, |c| c.last_error.is_some()).await;
     assert_eq!(callback.status, eauth_store::CallbackStatus::Pending);
     let error = callback.last_error.expect("an error");
     assert!(
